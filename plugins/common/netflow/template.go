@@ -87,8 +87,8 @@ func compile(ts TemplateSet, keepExt bool) *template {
 		}
 		return 0
 	}
-	bytesSrc := first(1, 85, 23, 231)
-	pktsSrc := first(2, 86, 24, 298)
+	bytesSrc := first(1, 85, 231, 23)
+	pktsSrc := first(2, 86, 298, 24)
 	nhPrimary := present(15) || present(62)
 	off := 0
 	for i, f := range ts.Fields {
