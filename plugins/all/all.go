@@ -1,0 +1,11 @@
+// Package all imports every built-in plugin, so that the default binary
+// registers them all.
+package all
+
+import (
+	_ "github.com/flowline/flowline/plugins/inputs/netflow"
+	_ "github.com/flowline/flowline/plugins/outputs/print"
+	_ "github.com/flowline/flowline/plugins/processors/aggregate"
+	_ "github.com/flowline/flowline/plugins/processors/sampling"
+	_ "github.com/flowline/flowline/plugins/processors/templates"
+)

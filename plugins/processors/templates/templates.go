@@ -1,0 +1,277 @@
+// Package templates is processors.templates: it decodes NetFlow v5/v9 and
+// IPFIX packets into flow records, keeping the template store.
+//
+// Templates are keyed by exporter address, version, source id / observation
+// domain and template id. They are saved to a file in agent.data_dir
+// (atomically: temporary file, sync, rename) whenever they change, at most
+// every save_every, and at shutdown; at start the file is loaded so that a
+// restarted collector decodes data at once. Data sets that arrive before
+// their template wait in a bounded per-exporter queue and are decoded when
+// the template arrives. The engine inserts this processor with its defaults
+// when a configuration has none and some output consumes records.
+package templates
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/core/config"
+	"github.com/flowline/flowline/core/ratelog"
+	"github.com/flowline/flowline/core/registry"
+	"github.com/flowline/flowline/plugins/common/netflow"
+)
+
+//go:embed sample.toml
+var sample string
+
+func init() {
+	registry.Register(registry.Processors, "templates", sample, func() any {
+		return &Templates{
+			File:          "templates.json",
+			SaveEvery:     config.Duration(10 * time.Second),
+			PendingMax:    4096,
+			PendingMaxAge: config.Duration(5 * time.Minute),
+			TemplateTTL:   config.Duration(24 * time.Hour),
+		}
+	})
+}
+
+// Templates is the processor and its configuration.
+type Templates struct {
+	// File is where templates persist, relative to agent.data_dir; "" keeps
+	// them in memory only.
+	File      string          `toml:"file"`
+	SaveEvery config.Duration `toml:"save_every"`
+	// PendingMax bounds the data sets queued per exporter while their
+	// template is unknown; PendingMaxAge is how long one may wait.
+	PendingMax    int             `toml:"pending_max"`
+	PendingMaxAge config.Duration `toml:"pending_max_age"`
+	// TemplateTTL expires templates an exporter has not refreshed for this
+	// long; "0s" keeps them forever.
+	TemplateTTL config.Duration `toml:"template_ttl"`
+	// Extensions keeps elements without a typed field (vendor elements).
+	Extensions bool `toml:"extensions"`
+
+	path    string
+	log     *slog.Logger
+	bad     *ratelog.Limiter
+	dec     *netflow.Decoder
+	dirty   bool
+	lastSav time.Time
+	m       decoderMetrics
+}
+
+type decoderMetrics struct {
+	malformed, templates, queued, released, droppedQueued, expiredQueued, expiredTemplates prometheus.Counter
+}
+
+var (
+	_ core.Processor   = (*Templates)(nil)
+	_ core.Ticker      = (*Templates)(nil)
+	_ core.Initializer = (*Templates)(nil)
+)
+
+// Init builds the decoder and loads the saved templates.
+func (t *Templates) Init(env *core.Env) error {
+	if t.PendingMax < 1 {
+		return fmt.Errorf("pending_max = %d: want at least 1", t.PendingMax)
+	}
+	if t.PendingMaxAge <= 0 {
+		return fmt.Errorf("pending_max_age must be positive")
+	}
+	t.log = slog.Default()
+	if env != nil && env.Logger != nil {
+		t.log = env.Logger
+	}
+	t.bad = ratelog.New(t.log, 10*time.Second)
+	t.dec = netflow.NewDecoder(netflow.DecoderConfig{
+		PendingMaxPerExporter: t.PendingMax,
+		PendingMaxAge:         time.Duration(t.PendingMaxAge),
+		TemplateTTL:           time.Duration(t.TemplateTTL),
+		KeepExtensions:        t.Extensions,
+	})
+	t.dec.OnTemplate = func(netflow.TemplateSet) { t.dirty = true }
+	if err := t.registerMetrics(env); err != nil {
+		return err
+	}
+	if t.File == "" || env == nil {
+		return nil
+	}
+	t.path = t.File
+	if !filepath.IsAbs(t.path) {
+		t.path = filepath.Join(env.DataDir, t.File)
+	}
+	return t.load()
+}
+
+func (t *Templates) registerMetrics(env *core.Env) error {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "templates", Name: name, Help: help})
+	}
+	t.m = decoderMetrics{
+		malformed:        c("malformed_packets_total", "Datagrams that failed to decode (counted and skipped)."),
+		templates:        c("learned_total", "Templates and options templates learned or refreshed."),
+		queued:           c("data_sets_queued_total", "Data sets that waited for their template."),
+		released:         c("data_sets_released_total", "Queued data sets decoded once their template arrived."),
+		droppedQueued:    c("data_sets_dropped_total", "Queued data sets dropped because the exporter's queue was full."),
+		expiredQueued:    c("data_sets_expired_total", "Queued data sets whose template never came."),
+		expiredTemplates: c("expired_total", "Templates expired after template_ttl without a refresh."),
+	}
+	if env == nil || env.Metrics == nil {
+		return nil
+	}
+	for _, m := range []prometheus.Collector{t.m.malformed, t.m.templates, t.m.queued, t.m.released,
+		t.m.droppedQueued, t.m.expiredQueued, t.m.expiredTemplates} {
+		if err := env.Metrics.Register(m); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// load reads the template file. A missing file is a first start; a file that
+// does not parse is an error naming it, so that a foreign file is never
+// silently replaced.
+func (t *Templates) load() error {
+	data, err := os.ReadFile(t.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read templates: %w", err)
+	}
+	sets, err := netflow.UnmarshalTemplates(data)
+	if err != nil {
+		return fmt.Errorf("templates file %s is not a Flowline template file (move it away to start afresh): %w", t.path, err)
+	}
+	// A restart is not the exporter's silence: count the age from now.
+	now := time.Now()
+	for i := range sets {
+		sets[i].Learned = now
+	}
+	b := core.NewBatch()
+	t.dec.AddTemplates(sets, b)
+	b.Release()
+	t.dirty = false
+	t.log.Info("templates loaded", "file", t.path, "templates", len(sets))
+	return nil
+}
+
+// save writes the templates atomically: temporary file, sync, rename.
+func (t *Templates) save() error {
+	if t.path == "" {
+		t.dirty = false
+		return nil
+	}
+	data, err := netflow.MarshalTemplates(t.dec.Templates())
+	if err != nil {
+		return fmt.Errorf("encode templates: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(t.path), 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := writeFileAtomic(t.path, data); err != nil {
+		return err
+	}
+	t.dirty = false
+	t.lastSav = time.Now()
+	return nil
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("save templates: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
+		return fmt.Errorf("save templates to %s: %w", path, err)
+	}
+	return nil
+}
+
+// Process decodes the batch's packets into a new batch of records. Malformed
+// datagrams are counted, logged (rate-limited) and skipped.
+func (t *Templates) Process(_ context.Context, in *core.Batch, emit core.Emit) error {
+	out := core.NewBatch()
+	for i := range in.Packets {
+		st, err := t.dec.Decode(in.Packets[i], out)
+		t.count(st)
+		if err != nil {
+			t.m.malformed.Inc()
+			t.bad.Log(slog.LevelWarn, "malformed packet skipped", "exporter", in.Packets[i].Exporter.String(), "err", err)
+		}
+	}
+	in.Release()
+	emit(out)
+	if t.dirty && time.Since(t.lastSav) >= time.Duration(t.SaveEvery) {
+		if err := t.save(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Templates) count(st netflow.DecodeStats) {
+	if st.Templates > 0 {
+		t.m.templates.Add(float64(st.Templates))
+	}
+	if st.Queued > 0 {
+		t.m.queued.Add(float64(st.Queued))
+	}
+	if st.Released > 0 {
+		t.m.released.Add(float64(st.Released))
+	}
+	if st.DroppedQueued > 0 {
+		t.m.droppedQueued.Add(float64(st.DroppedQueued))
+		t.bad.Log(slog.LevelWarn, "early-data queue full: dropped data sets waiting for a template", "dropped", st.DroppedQueued)
+	}
+}
+
+// TickEvery is how often queues and templates are expired and saved.
+func (t *Templates) TickEvery() time.Duration { return time.Second }
+
+// Tick expires stale queued data and templates and saves changed templates.
+func (t *Templates) Tick(_ context.Context, now time.Time, _ core.Emit) error {
+	q, tm := t.dec.Expire(now)
+	if q > 0 {
+		t.m.expiredQueued.Add(float64(q))
+		t.bad.Log(slog.LevelWarn, "data sets expired before their template arrived", "data_sets", q)
+	}
+	if tm > 0 {
+		t.m.expiredTemplates.Add(float64(tm))
+		t.dirty = true
+	}
+	if t.dirty && now.Sub(t.lastSav) >= time.Duration(t.SaveEvery) {
+		return t.save()
+	}
+	return nil
+}
+
+// Flush saves the templates.
+func (t *Templates) Flush(context.Context, core.Emit) error {
+	if t.dirty {
+		return t.save()
+	}
+	return nil
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages the integration tests need, where missing:
+# pmacct (nfacctd, the reference for the print drop-in check).
+# Runs as root (CI and the development machines are root); otherwise it
+# says what to install and leaves it to the user.
+set -euo pipefail
+
+need=()
+command -v nfacctd >/dev/null 2>&1 || [ -x /usr/sbin/nfacctd ] || need+=(pmacct)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/deps.sh: please install: ${need[*]} (apt-get install -y ${need[*]})" >&2
+  exit 0
+fi
+echo "scripts/deps.sh: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The package starts no daemon we use; tests run nfacctd in the foreground.
