@@ -12,6 +12,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -250,7 +251,7 @@ func (l *loader) agent(raw any, prim toml.Primitive) {
 	}
 	l.agentNode = node
 	if err := l.md.PrimitiveDecode(prim, &l.cfg.Agent); err != nil {
-		l.decodeError([]string{"agent"}, node, 1, err)
+		l.decodeError([]string{"agent"}, node, reflect.TypeFor[Agent](), 1, err)
 		return
 	}
 	a := &l.cfg.Agent
@@ -361,7 +362,7 @@ func (l *loader) plugin(p registry.Plugin, base []string, node map[string]any, p
 	*list = append(*list, pc)
 	ok := true
 	if err := l.md.PrimitiveDecode(prim, val); err != nil {
-		l.decodeError(base, node, 2, err)
+		l.decodeError(base, node, reflect.TypeOf(val), 2, err)
 		ok = false
 	}
 	l.instances = append(l.instances, instance{plugin: val, kind: p.Kind, name: p.Name, base: base, node: node})
@@ -377,7 +378,7 @@ var lastKeyRE = regexp.MustCompile(`^toml: (?:line \d+ )?\(last key ("(?:[^"\\]|
 // decodeError reports an error from PrimitiveDecode. prefix is the number of
 // components of the error's key that name the table (1 for agent, 2 for
 // kind.name); the rest locate the key inside node.
-func (l *loader) decodeError(base []string, node map[string]any, prefix int, err error) {
+func (l *loader) decodeError(base []string, node map[string]any, typ reflect.Type, prefix int, err error) {
 	keyStr, msg := "", err.Error()
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
@@ -396,7 +397,7 @@ func (l *loader) decodeError(base []string, node map[string]any, prefix int, err
 	if key == "" {
 		key = strings.Join(stripIndex(base), ".")
 	}
-	l.errorf(l.keyLine(base, node, rest), key, "%s", msg)
+	l.errorf(l.valueLine(base, node, typ, rest), key, "%s", msg)
 }
 
 func stripIndex(p []string) []string {
@@ -412,6 +413,14 @@ func stripIndex(p []string) []string {
 // element that has the rest of the key. When the key itself has no known
 // line (an inline table, say), the closest enclosing key or header's is used.
 func (l *loader) keyLine(base []string, node map[string]any, rest []string) int {
+	return l.valueLine(base, node, nil, rest)
+}
+
+// valueLine is keyLine for a value that failed to decode into typ, the Go
+// type of node. In an array of tables it picks the first element that fails
+// to decode on its own (the decoder goes through them in order), falling
+// back to the first element that has the key.
+func (l *loader) valueLine(base []string, node map[string]any, typ reflect.Type, rest []string) int {
 	p := append([]string(nil), base...)
 	cur := any(node)
 	for i, c := range rest {
@@ -421,14 +430,29 @@ func (l *loader) keyLine(base []string, node map[string]any, rest []string) int 
 			break
 		}
 		v := m[c]
+		if typ != nil {
+			if t := elemType(typ); t.Kind() == reflect.Struct {
+				typ, _ = findField(t, c)
+			} else {
+				typ = nil
+			}
+		}
 		if arr, ok := v.([]map[string]any); ok && i+1 < len(rest) {
-			j := 0
-			for k := range arr {
-				if hasPath(arr[k], rest[i+1:]) {
-					j = k
-					break
+			j := -1
+			if typ != nil {
+				for k := range arr {
+					if failsAlone(arr[k], elemType(typ)) {
+						j = k
+						break
+					}
 				}
 			}
+			for k := range arr {
+				if j < 0 && hasPath(arr[k], rest[i+1:]) {
+					j = k
+				}
+			}
+			j = max(j, 0)
 			p = append(p, c+"#"+strconv.Itoa(j))
 			if len(arr) > 0 {
 				cur = arr[j]
@@ -441,6 +465,21 @@ func (l *loader) keyLine(base []string, node map[string]any, rest []string) int 
 		cur = v
 	}
 	return l.idx.nearest(p)
+}
+
+// failsAlone reports whether the table m fails to decode into a new value of
+// type t. It re-encodes m as TOML, since the toml package cannot decode from a
+// map.
+func failsAlone(m map[string]any, t reflect.Type) bool {
+	if t == nil || t.Kind() != reflect.Struct {
+		return false
+	}
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(m); err != nil {
+		return false
+	}
+	_, err := toml.Decode(buf.String(), reflect.New(t).Interface())
+	return err != nil
 }
 
 // hasPath reports whether the decoded TOML value has the key path, looking

@@ -20,7 +20,7 @@ func substituteEnv(file, text string) (string, error) {
 		b     strings.Builder
 		line  = 1
 		state = stCode
-		errs  []error
+		errs  []*Error
 	)
 	b.Grow(len(text))
 	for i := 0; i < len(text); {
@@ -35,7 +35,7 @@ func substituteEnv(file, text string) (string, error) {
 					case hasDef && val == "":
 						val = def
 					case !set:
-						errs = append(errs, fmt.Errorf("%s:%d: environment variable %q is not set (use ${%s:-default} for a default)", file, line, name, name))
+						errs = append(errs, &Error{File: file, Line: line, Msg: fmt.Sprintf("environment variable %q is not set (use ${%s:-default} for a default)", name, name)})
 					}
 					b.WriteString(val)
 					i += 2 + end + 1

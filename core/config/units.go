@@ -202,16 +202,16 @@ func (s *Size) UnmarshalText(b []byte) error {
 // MarshalText implements encoding.TextMarshaler; it writes String.
 func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// String formats the size so that UnmarshalText reads it back: the largest IEC
-// unit that divides it ("32MiB"), else the largest SI unit ("16MB"), else the
-// number of bytes ("1000001").
+// String formats the size so that UnmarshalText reads it back: in the largest
+// IEC or SI unit that divides it ("32MiB", "16MB"), else as a number of bytes
+// ("1000001").
 func (s Size) String() string {
 	v := int64(s)
 	if v != 0 {
 		for _, u := range []struct {
 			n    int64
 			name string
-		}{{1 << 40, "TiB"}, {1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}, {1e12, "TB"}, {1e9, "GB"}, {1e6, "MB"}, {1e3, "kB"}} {
+		}{{1 << 40, "TiB"}, {1e12, "TB"}, {1 << 30, "GiB"}, {1e9, "GB"}, {1 << 20, "MiB"}, {1e6, "MB"}, {1 << 10, "KiB"}, {1e3, "kB"}} {
 			if v%u.n == 0 {
 				return strconv.FormatInt(v/u.n, 10) + u.name
 			}
