@@ -557,6 +557,14 @@ func (l *loader) unknownKey(base []string, node map[string]any, t reflect.Type, 
 	if open {
 		return
 	}
+	leaf := rest[len(rest)-1]
+	for _, k := range known {
+		if strings.EqualFold(k, leaf) {
+			// A known key left undecoded because decoding stopped at an
+			// earlier error, which is already reported.
+			return
+		}
+	}
 	if plugin && len(rest) == 1 {
 		known = append(known, "alias")
 	}

@@ -219,7 +219,7 @@ func TestErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		src  string
-		want []string // each must appear in the error
+		want []string // each must appear in the error; with a leading "!", must not
 	}{
 		{"syntax", "[agent]\nlog_level = \"info\nbatch_size = 1\n",
 			[]string{"flowline.toml:2:"}},
@@ -261,6 +261,8 @@ func TestErrors(t *testing.T) {
 			[]string{`flowline.toml:4: inputs.cfgtest_input.read_buffer: invalid size "32 parsecs"`}},
 		{"int for string", "[[inputs.cfgtest_input]]\naddress = 9995\n",
 			[]string{`flowline.toml:2: inputs.cfgtest_input.address: incompatible types: TOML value has type int64; destination has type string`}},
+		{"no spurious unknown keys after a decode error", "[[inputs.cfgtest_input]]\nsockets = \"two\"\naddress = \"x\"\nread_buffer = \"1k\"\n[[inputs.cfgtest_input]]\naddress = \"y\"\n",
+			[]string{`flowline.toml:2: inputs.cfgtest_input.sockets: incompatible types`, "!unknown key"}},
 		{"string for int", "[[inputs.cfgtest_input]]\naddress = \"x\"\nsockets = \"two\"\n",
 			[]string{`flowline.toml:3: inputs.cfgtest_input.sockets: incompatible types`}},
 		{"bad value in nested array of tables", "[[outputs.cfgtest_output]]\n[[outputs.cfgtest_output.rollup]]\nname = \"a\"\nbin = \"1h\"\n[[outputs.cfgtest_output.rollup]]\nname = \"b\"\nbin = \"soon\"\n",
@@ -285,6 +287,12 @@ func TestErrors(t *testing.T) {
 				t.Fatalf("no error; config %+v", cfg)
 			}
 			for _, w := range tc.want {
+				if not, ok := strings.CutPrefix(w, "!"); ok {
+					if strings.Contains(err.Error(), not) {
+						t.Errorf("error\n  %v\nmust not contain %q", err, not)
+					}
+					continue
+				}
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error\n  %v\nlacks\n  %s", err, w)
 				}
