@@ -105,6 +105,7 @@ type ConfigError struct {
 	Msg string
 }
 
+// Error returns "flowgen: Field: message".
 func (e *ConfigError) Error() string { return "flowgen: " + e.Field + ": " + e.Msg }
 
 func cfgErr(field, format string, args ...any) error {

@@ -449,6 +449,7 @@ type sink struct {
 	conn *net.UDPConn
 	mu   sync.Mutex
 	pkts [][]byte
+	n    int
 	done chan struct{}
 }
 
@@ -469,6 +470,7 @@ func newSink(t testing.TB, keep bool) *sink {
 				return
 			}
 			s.mu.Lock()
+			s.n++
 			if keep {
 				s.pkts = append(s.pkts, bytes.Clone(buf[:n]))
 			} else {
@@ -483,7 +485,7 @@ func newSink(t testing.TB, keep bool) *sink {
 func (s *sink) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.pkts)
+	return s.n
 }
 
 func (s *sink) close() { s.conn.Close(); <-s.done }
@@ -617,13 +619,17 @@ func BenchmarkGeneratorIPFIX(b *testing.B) { benchGenerator(b, 10) }
 func BenchmarkRunLoopback(b *testing.B) {
 	s := newSink(b, false)
 	defer s.close()
-	var flows uint64
+	var flows, packets uint64
+	b.ReportAllocs()
 	for b.Loop() {
 		tot, err := Run(context.Background(), Config{Target: s.conn.LocalAddr().String(), Version: 9, Flows: 300_000})
 		if err != nil {
 			b.Fatal(err)
 		}
 		flows += tot.Flows
+		packets += tot.Packets
 	}
 	b.ReportMetric(float64(flows)/b.Elapsed().Seconds(), "flows/s")
+	time.Sleep(50 * time.Millisecond)
+	b.ReportMetric(100*float64(s.count())/float64(packets), "%received")
 }
