@@ -90,6 +90,7 @@ func compile(ts TemplateSet, keepExt bool) *template {
 	bytesSrc := first(1, 85, 231, 23)
 	pktsSrc := first(2, 86, 298, 24)
 	nhPrimary := present(15) || present(62)
+	dstMAC := first(80, 57)
 	off := 0
 	for i, f := range ts.Fields {
 		if f.Length == 0 {
@@ -97,7 +98,7 @@ func compile(ts TemplateSet, keepExt bool) *template {
 		}
 		k := kSkip
 		if f.Enterprise == 0 && !isV9Scope(ts, i) {
-			k = kindOf(f.Type, f.Length, bytesSrc, pktsSrc, nhPrimary)
+			k = kindOf(f.Type, f.Length, bytesSrc, pktsSrc, dstMAC, nhPrimary)
 		}
 		if k == kSkip && keepExt {
 			k = kExt
@@ -135,7 +136,7 @@ func isV9Scope(ts TemplateSet, i int) bool {
 }
 
 // kindOf maps an IANA / v9 element to the op that types it, or kSkip.
-func kindOf(typ, l uint16, bytesSrc, pktsSrc uint16, nhPrimary bool) kind {
+func kindOf(typ, l uint16, bytesSrc, pktsSrc, dstMAC uint16, nhPrimary bool) kind {
 	counter := l >= 1 && l <= 8
 	small := func(max uint16) bool { return l >= 1 && l <= max }
 	switch typ {
@@ -240,7 +241,7 @@ func kindOf(typ, l uint16, bytesSrc, pktsSrc uint16, nhPrimary bool) kind {
 			return kSrcMAC
 		}
 	case 57, 80:
-		if l == 6 {
+		if l == 6 && typ == dstMAC {
 			return kDstMAC
 		}
 	case 58:
