@@ -456,3 +456,269 @@ func TestCorpusLogstashGolden(t *testing.T) {
 		})
 	}
 }
+
+// telegrafProtocols maps Telegraf's protocol names to numbers.
+var telegrafProtocols = map[string]uint64{"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ipv6-icmp": 58, "sctp": 132}
+
+// telegrafFlags parses Telegraf's "CEUAPRSF" tcp flags string ('.' = unset).
+func telegrafFlags(s string) (uint64, bool) {
+	if len(s) != 8 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range s {
+		v <<= 1
+		if c != '.' {
+			v |= 1
+		}
+	}
+	return v, true
+}
+
+// telegrafElements maps Telegraf field names to elements. Telegraf fields
+// not listed are not typed by us (or are raw uptime values such as v5
+// first_switched/last_switched, and sys_uptime) and are skipped.
+var telegrafElements = map[string]int{
+	"src": 8, "dst": 12, "src_port": 7, "dst_port": 11, "in_bytes": 1, "in_packets": 2,
+	"in_snmp": 10, "out_snmp": 14, "bgp_src_as": 16, "bgp_dst_as": 17, "src_mask": 9, "dst_mask": 13,
+	"flows": 3, "vlan_src": 58, "in_src_mac": 56, "out_dst_mac": 57, "next_hop": 15,
+}
+
+// matchTelegraf reports whether our record r matches the Telegraf metric fields.
+//
+// Skipped on purpose: "flows" of v5 records (Telegraf puts the header count
+// there) and "in_bytes" of v9 options records (Telegraf reads the v9 scope
+// field System as element 1; RFC 3954 scope types are not elements, so we do
+// not type scope fields).
+func matchTelegraf(r *core.Record, measurement string, fields map[string]any) string {
+	for k, v := range fields {
+		if (k == "flows" && r.Version == 5) || (k == "in_bytes" && r.Version == 9 && measurement == "netflow_options") {
+			continue
+		}
+		var msg string
+		switch k {
+		case "protocol":
+			s, _ := v.(string)
+			n, ok := telegrafProtocols[s]
+			if !ok {
+				n, _ = strconv.ParseUint(s, 10, 8)
+			}
+			msg = compareElement(r, 4, float64(n), r.Version, time.Time{}, false)
+		case "tcp_flags":
+			s, _ := v.(string)
+			if n, ok := telegrafFlags(s); ok {
+				msg = compareElement(r, 6, float64(n), r.Version, time.Time{}, false)
+			}
+		case "src_tos":
+			msg = compareElement(r, 5, v, r.Version, time.Time{}, false)
+		case "direction":
+			n := map[string]float64{"ingress": 0, "egress": 1}[v.(string)]
+			msg = compareElement(r, 61, n, r.Version, time.Time{}, false)
+		case "flow_start_ms", "flow_end_ms", "flow_start", "flow_end":
+			n, _ := num(v)
+			f, got := core.FieldStart, r.Start
+			if strings.HasPrefix(k, "flow_end") {
+				f, got = core.FieldEnd, r.End
+			}
+			unit := int64(time.Millisecond)
+			if !strings.HasSuffix(k, "_ms") {
+				unit = int64(time.Second)
+			}
+			if !r.Has(f) {
+				if n != 0 {
+					msg = fmt.Sprintf("time not decoded, golden %d", n)
+				}
+			} else if got/unit != int64(n) {
+				msg = fmt.Sprintf("got %d, golden %d", got/unit, n)
+			}
+		case "sampling_interval":
+			if n, _ := num(v); n != 0 {
+				msg = compareElement(r, 34, v, r.Version, time.Time{}, false)
+			}
+		default:
+			e, ok := telegrafElements[k]
+			if !ok {
+				continue
+			}
+			msg = compareElement(r, e, v, r.Version, time.Time{}, false)
+		}
+		if msg != "" {
+			return k + ": " + msg
+		}
+	}
+	return ""
+}
+
+// TestCorpusTelegrafGolden checks Telegraf's NetFlow/IPFIX test cases: the
+// metric count and, for each expected metric, a distinct decoded record whose
+// typed fields match (Telegraf compares ignoring order).
+func TestCorpusTelegrafGolden(t *testing.T) {
+	root := filepath.Join(corpus(t), "telegraf")
+	paths, _ := filepath.Glob(filepath.Join(root, "*", "expected.json"))
+	n := 0
+	for _, path := range paths {
+		dir := filepath.Dir(path)
+		if strings.HasPrefix(filepath.Base(dir), "sflow") {
+			continue // sFlow is not decoded by this package
+		}
+		n++
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			g := loadGolden(t, path)
+			var pkts []pcapPacket
+			for _, f := range g.FilesInOrder {
+				p, err := readPcap(filepath.Join(dir, strings.TrimSuffix(f, ".bin")+".pcap"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pkts = append(pkts, p...)
+			}
+			d := NewDecoder(DecoderConfig{EmitOptions: true})
+			b, errs := decodeAll(d, pkts)
+			for _, e := range errs {
+				t.Logf("decode error (tolerated): %v", e)
+			}
+			if g.ExpectedMetricCount == nil || len(b.Records) != *g.ExpectedMetricCount {
+				t.Errorf("decoded %d records, golden %v", len(b.Records), g.ExpectedMetricCount)
+			}
+			used := make([]bool, len(b.Records))
+			for i, gr := range g.Records {
+				found, lastMsg := false, ""
+				for j := range b.Records {
+					if used[j] {
+						continue
+					}
+					if msg := matchTelegraf(&b.Records[j], gr.TelegrafMetrics, gr.Fields); msg != "" {
+						lastMsg = msg
+						continue
+					}
+					used[j], found = true, true
+					break
+				}
+				if !found {
+					t.Errorf("golden metric %d has no matching record (last mismatch: %s): %v", i, lastMsg, gr.Fields)
+				}
+			}
+		})
+	}
+	if n != 8 {
+		t.Errorf("found %d telegraf NetFlow/IPFIX cases, want 8", n)
+	}
+}
+
+func readCorpusPcap(t *testing.T, path string) []pcapPacket {
+	t.Helper()
+	p, err := readPcap(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCorpusGoflow2Golden checks goflow2's v5 and v9 assertions.
+func TestCorpusGoflow2Golden(t *testing.T) {
+	dir := filepath.Join(corpus(t), "goflow2")
+	// v5: 6 records, the first with input interface 9.
+	d := NewDecoder(DecoderConfig{})
+	b, errs := decodeAll(d, readCorpusPcap(t, filepath.Join(dir, "nfv5_TestDecodeNetFlowV5_data.pcap")))
+	if len(errs) != 0 || len(b.Records) != 6 || b.Records[0].InIface != 9 || b.Records[0].Version != 5 {
+		t.Errorf("v5: errs %v, %d records", errs, len(b.Records))
+	}
+	// v9: template then data; every element of the first record.
+	var g struct {
+		DataPacket struct {
+			Count       int    `json:"count"`
+			FlowsetID   uint16 `json:"flowset_id"`
+			SourceID    uint32 `json:"source_id"`
+			FirstRecord []struct {
+				Type  int `json:"type"`
+				Value any `json:"value"`
+			} `json:"first_record"`
+		} `json:"data_packet"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "expected", "nfv9_TestDecodeNetFlowV9.expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatal(err)
+	}
+	d = NewDecoder(DecoderConfig{})
+	b, errs = decodeAll(d, readCorpusPcap(t, filepath.Join(dir, "sequences", "nfv9_TestDecodeNetFlowV9.pcap")))
+	if len(errs) != 0 || len(b.Records) != g.DataPacket.Count {
+		t.Fatalf("v9: errs %v, %d records, header count %d", errs, len(b.Records), g.DataPacket.Count)
+	}
+	r := &b.Records[0]
+	if r.TemplateID != g.DataPacket.FlowsetID || r.Domain != g.DataPacket.SourceID {
+		t.Errorf("v9 template %d domain %d", r.TemplateID, r.Domain)
+	}
+	elems := map[int]bool{}
+	for _, f := range g.DataPacket.FirstRecord {
+		elems[f.Type] = true
+	}
+	checked := 0
+	for _, f := range g.DataPacket.FirstRecord {
+		// 21/22 are raw uptime values in goflow2 (we convert them to times).
+		if f.Type == 21 || f.Type == 22 || skipLower(f.Type, elems, true) {
+			continue
+		}
+		if msg := compareElement(r, f.Type, f.Value, 9, time.Time{}, false); msg != "" {
+			t.Errorf("v9 element %d: %s", f.Type, msg)
+		}
+		checked++
+	}
+	if checked < 15 {
+		t.Errorf("only %d elements compared", checked)
+	}
+	// FLOW_SAMPLER_ID 48 is in the template: typed.
+	if !r.Has(core.FieldSamplerID) {
+		t.Errorf("sampler id not decoded")
+	}
+}
+
+// TestCorpusVflowGolden checks vflow's assertions.
+func TestCorpusVflowGolden(t *testing.T) {
+	dir := filepath.Join(corpus(t), "vflow")
+	// v5 with 29 records and 6 trailing bytes.
+	b, errs := decodeAll(NewDecoder(DecoderConfig{}), readCorpusPcap(t, filepath.Join(dir, "nfv5_TestV5FlowPacket.pcap")))
+	if len(errs) != 0 || len(b.Records) != 29 {
+		t.Errorf("v5: errs %v, %d records", errs, len(b.Records))
+	}
+	// Template then data: both decode without error.
+	b, errs = decodeAll(NewDecoder(DecoderConfig{}), readCorpusPcap(t, filepath.Join(dir, "sequences", "ipfix_TestDecodeDataTpl.pcap")))
+	if len(errs) != 0 || len(b.Records) != 4 {
+		t.Errorf("TestDecodeDataTpl: errs %v, %d records (tshark decodes 4)", errs, len(b.Records))
+	}
+	// Data without template: nothing decoded, both sets queued.
+	d := NewDecoder(DecoderConfig{})
+	p := readCorpusPcap(t, filepath.Join(dir, "ipfix_unknownDatasetMessage.pcap"))[0]
+	st, _ := d.Decode(core.Packet{Data: p.payload, Exporter: p.src, Received: p.ts}, &core.Batch{})
+	if st.Records != 0 || st.Queued != 2 {
+		t.Errorf("unknownDatasetMessage: %+v", st)
+	}
+	// multiMessage: the templates are cached and the data sets before the
+	// broken set header decode; the broken set is reported.
+	d = NewDecoder(DecoderConfig{})
+	p = readCorpusPcap(t, filepath.Join(dir, "ipfix_multiMessage.pcap"))[0]
+	b = &core.Batch{}
+	st, err := d.Decode(core.Packet{Data: p.payload, Exporter: p.src, Received: p.ts}, b)
+	if err == nil {
+		t.Errorf("multiMessage: the broken set should be reported")
+	}
+	var ids []int
+	for _, ts := range d.Templates() {
+		ids = append(ids, int(ts.ID))
+	}
+	sort.Ints(ids)
+	if fmt.Sprint(ids) != "[256 257 262 263 264 265 266 267 268 512]" {
+		t.Errorf("multiMessage templates %v", ids)
+	}
+	if st.Records < 2 {
+		t.Errorf("multiMessage: %+v", st)
+	}
+	// hammer: templates, options templates and data use different
+	// observation domains, so nothing decodes.
+	b, errs = decodeAll(NewDecoder(DecoderConfig{}), readCorpusPcap(t, filepath.Join(dir, "sequences", "hammer_ipfix_all.pcap")))
+	if len(errs) != 0 || len(b.Records) != 0 {
+		t.Errorf("hammer: errs %v, %d records", errs, len(b.Records))
+	}
+}
