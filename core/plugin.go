@@ -72,6 +72,9 @@ type Initializer interface {
 type Env struct {
 	// DataDir is agent.data_dir: templates, embedded store, spool.
 	DataDir string
+	// BatchSize is agent.batch_size: how many records a full batch holds,
+	// for plugins that build batches of their own.
+	BatchSize int
 	// Name is the plugin's alias if set, else its plugin name.
 	Name   string
 	Logger *slog.Logger

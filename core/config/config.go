@@ -45,6 +45,8 @@ type Agent struct {
 	ChannelBatches int `toml:"channel_batches"`
 	// BatchSize is the number of items in a full batch.
 	BatchSize int `toml:"batch_size"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the metrics address.
+	Pprof bool `toml:"pprof"`
 }
 
 // LogLevels lists the values agent.log_level accepts.

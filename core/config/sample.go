@@ -34,6 +34,9 @@ const agentSample = `## Flowline configuration.
 
   ## Number of packets or records in a full batch.
   batch_size = 1024
+
+  ## Serve Go's profiler under /debug/pprof/ on metrics_address.
+  # pprof = false
 `
 
 var kindTitles = map[registry.Kind]string{

@@ -118,10 +118,11 @@ func New(cfg *config.Config, log *slog.Logger, reg *metrics.Registry) (*Engine, 
 		}
 		m := reg.Plugin(string(pc.Kind), pc.Name, pc.Alias)
 		env := &core.Env{
-			DataDir: cfg.Agent.DataDir,
-			Name:    pc.DisplayName(),
-			Logger:  log.With(string(pc.Kind[:len(pc.Kind)-1]), pc.DisplayName()),
-			Metrics: m.Registerer,
+			DataDir:   cfg.Agent.DataDir,
+			BatchSize: cfg.Agent.BatchSize,
+			Name:      pc.DisplayName(),
+			Logger:    log.With(string(pc.Kind[:len(pc.Kind)-1]), pc.DisplayName()),
+			Metrics:   m.Registerer,
 		}
 		if err := init.Init(env); err != nil {
 			return nil, fmt.Errorf("%s: %w", pc.Where(), err)
@@ -178,7 +179,7 @@ func (e *Engine) Run(ctx context.Context, force <-chan struct{}) error {
 	if e.agent.MetricsAddress != "" {
 		mctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		if err := e.reg.Serve(mctx, e.agent.MetricsAddress, e.Healthy); err != nil {
+		if err := e.reg.Serve(mctx, e.agent.MetricsAddress, e.agent.Pprof, e.Healthy); err != nil {
 			return err
 		}
 	}

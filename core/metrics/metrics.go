@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,9 +91,10 @@ func (r *Registry) Plugin(kind, name, alias string) *Plugin {
 	}
 }
 
-// Serve listens on addr and serves /metrics and /healthz until ctx ends.
-// healthy reports the pipeline's state for /healthz.
-func (r *Registry) Serve(ctx context.Context, addr string, healthy func() error) error {
+// Serve listens on addr and serves /metrics and /healthz until ctx ends
+// (and /debug/pprof/ when withPprof is set). healthy reports the pipeline's
+// state for /healthz.
+func (r *Registry) Serve(ctx context.Context, addr string, withPprof bool, healthy func() error) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics: listen on %s: %w", addr, err)
@@ -106,6 +108,11 @@ func (r *Registry) Serve(ctx context.Context, addr string, healthy func() error)
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -30,7 +30,6 @@ func init() {
 			Primitives: []string{"src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"},
 			Refresh:    config.Duration(time.Minute),
 			Time:       "arrival",
-			BatchSize:  1024,
 		}
 	})
 }
@@ -43,7 +42,8 @@ type Aggregate struct {
 	// Time chooses the clock that bins a flow: "arrival" (when the datagram
 	// came, pmacct's nfacctd_time_new) or "flow" (the flow's own start).
 	Time string `toml:"time"`
-	// BatchSize is the number of aggregates per emitted batch.
+	// BatchSize is the number of aggregates per emitted batch (default:
+	// agent.batch_size).
 	BatchSize int `toml:"batch_size"`
 
 	table *Table
@@ -57,7 +57,7 @@ var (
 )
 
 // Init validates the configuration and builds the table.
-func (a *Aggregate) Init(*core.Env) error {
+func (a *Aggregate) Init(env *core.Env) error {
 	if len(a.Primitives) == 0 {
 		return fmt.Errorf("primitives: at least one primitive is needed")
 	}
@@ -78,6 +78,9 @@ func (a *Aggregate) Init(*core.Env) error {
 		byFlowTime = true
 	default:
 		return fmt.Errorf("time = %q: want \"arrival\" or \"flow\"", a.Time)
+	}
+	if a.BatchSize <= 0 && env != nil {
+		a.BatchSize = env.BatchSize
 	}
 	if a.BatchSize <= 0 {
 		a.BatchSize = 1024
