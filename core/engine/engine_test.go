@@ -100,8 +100,13 @@ func (o *testOutput) Write(_ context.Context, b *core.Batch) error {
 	o.packets += uint64(len(b.Packets))
 	return nil
 }
-func (o *testOutput) Close(context.Context) error { o.mu.Lock(); o.closed = true; o.mu.Unlock(); return nil }
-func (o *testOutput) ConsumesPackets() bool       { return o.raw }
+func (o *testOutput) Close(context.Context) error {
+	o.mu.Lock()
+	o.closed = true
+	o.mu.Unlock()
+	return nil
+}
+func (o *testOutput) ConsumesPackets() bool { return o.raw }
 
 func init() {
 	registry.Register(registry.Processors, TemplatesProcessor, "", func() any { return testDecoder{} })

@@ -36,7 +36,17 @@ func TestNfacctdProbe(t *testing.T) {
 	conf := nfacctdConfig(t, dir, port, agg, format, out, extra...)
 	p := startProc(t, "nfacctd", []string{bin, "-f", conf}, dir)
 	waitUDPListening(t, p, port, 10*time.Second)
-	sendAll(t, port, encodeV9(testFlows(), uint32(time.Now().Unix()), 100000, 7, 4))
+	flows := testFlows()
+	if os.Getenv("FLOWLINE_PROBE_ALLPROTO") != "" {
+		base := flows[0]
+		flows = nil
+		for p := 0; p < 256; p++ {
+			f := base
+			f.proto = uint8(p)
+			flows = append(flows, f)
+		}
+	}
+	sendAll(t, port, encodeV9(flows, uint32(time.Now().Unix()), 100000, 7, 16))
 	time.Sleep(4 * time.Second)
 	p.stop(t, syscall.SIGINT, 10*time.Second)
 	for _, l := range readLines(t, out) {

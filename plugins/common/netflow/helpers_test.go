@@ -115,3 +115,5 @@ func ipfixFiveTupleRec(i int) []byte {
 	r = r[:len(r)-8]
 	return cat(r, u64(testSecs*1000-5000), u64(testSecs*1000-100))
 }
+
+func timeAfter(ns int64) time.Time { return time.Unix(0, ns).Add(time.Hour) }
