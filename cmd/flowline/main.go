@@ -4,17 +4,20 @@
 //	flowline config                    print the full sample configuration
 //	flowline config check FILE         validate a configuration without running it
 //	flowline version                   print the version
+//
+// Further subcommands (query, top, stats, compact) live in files of their
+// own and add themselves to commands from init().
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -28,14 +31,34 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `flowline: a NetFlow v5/v9 and IPFIX collector
+// command is one subcommand: its usage line and its function, which gets
+// the arguments after the subcommand's name and returns the exit code.
+type command struct {
+	usage string
+	run   func(args []string, stdout, stderr io.Writer) int
+}
 
-Usage:
-  flowline run [--config FILE]      run the collector (without --config: the embedded default)
-  flowline config                   print the full sample configuration
-  flowline config check FILE        check a configuration and exit
-  flowline version                  print the version
-`
+// commands holds the subcommands; files add theirs from init().
+var commands = map[string]command{
+	"run":     {"run [--config FILE]      run the collector (without --config: the embedded default)", func(a []string, _, e io.Writer) int { return cmdRun(a, e) }},
+	"config":  {"config [check FILE]      print the full sample configuration, or check FILE and exit", cmdConfig},
+	"version": {"version                  print the version", func(_ []string, o, _ io.Writer) int { fmt.Fprintln(o, "flowline", version); return 0 }},
+}
+
+// usage lists the subcommands.
+func usage() string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("flowline: a NetFlow v5/v9 and IPFIX collector\n\nUsage:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  flowline %s\n", commands[n].usage)
+	}
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -43,22 +66,20 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
 		return 2
 	}
 	switch args[0] {
-	case "run":
-		return cmdRun(args[1:], stderr)
-	case "config":
-		return cmdConfig(args[1:], stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintln(stdout, "flowline", version)
-		return 0
+	case "--version", "-v":
+		args[0] = "version"
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	}
-	fmt.Fprintf(stderr, "flowline: unknown command %q\n\n%s", args[0], usage)
+	if c, ok := commands[args[0]]; ok {
+		return c.run(args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "flowline: unknown command %q\n\n%s", args[0], usage())
 	return 2
 }
 
@@ -138,5 +159,3 @@ func logLevel(s string) slog.Level {
 	}
 	return l
 }
-
-var _ = errors.New
