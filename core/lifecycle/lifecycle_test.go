@@ -1,0 +1,70 @@
+package lifecycle
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flowline/flowline/core/config"
+)
+
+func TestValidate(t *testing.T) {
+	ok := DefaultPolicy()
+	ok.Rollups = []Rollup{{After: config.Duration(24 * time.Hour), History: config.Duration(time.Hour), Primitives: []string{"src_host", "proto"}}}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("default policy with a rollup: %v", err)
+	}
+	if got := ok.Rollups[0].Name(); got != "1h0m0s" && got != "1h" {
+		t.Errorf("rollup name = %q", got)
+	}
+	for name, mut := range map[string]func(*Policy){
+		"negative":        func(p *Policy) { p.CompressAfter = -1 },
+		"level":           func(p *Policy) { p.CompressLevel = 0 },
+		"check":           func(p *Policy) { p.CheckEvery = 0 },
+		"delete<compress": func(p *Policy) { p.DeleteAfter = config.Duration(time.Minute) },
+		"rollup history":  func(p *Policy) { p.Rollups = []Rollup{{Primitives: []string{"proto"}}} },
+		"rollup prim":     func(p *Policy) { p.Rollups = []Rollup{{History: 1, Primitives: []string{"bogus"}}} },
+		"rollup dup": func(p *Policy) {
+			r := Rollup{History: config.Duration(time.Hour), Primitives: []string{"proto"}}
+			p.Rollups = []Rollup{r, r}
+		},
+	} {
+		p := DefaultPolicy()
+		mut(&p)
+		if err := p.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted %+v", name, p)
+		} else if !strings.Contains(err.Error(), "lifecycle") {
+			t.Errorf("%s: error %q does not say lifecycle", name, err)
+		}
+	}
+}
+
+type countingCompactor struct{ passes atomic.Int32 }
+
+func (c *countingCompactor) Compact(context.Context, time.Time, Policy) (Report, error) {
+	c.passes.Add(1)
+	return Report{CompressedRows: 1}, nil
+}
+
+func TestSchedulerRunsUntilStopped(t *testing.T) {
+	c := &countingCompactor{}
+	p := DefaultPolicy()
+	p.CheckEvery = config.Duration(5 * time.Millisecond)
+	s := Start(c, p, slog.New(slog.DiscardHandler))
+	deadline := time.Now().Add(5 * time.Second)
+	for c.passes.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	s.Stop()
+	n := c.passes.Load()
+	if n < 3 {
+		t.Fatalf("%d passes in 5s with check_every 5ms", n)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if c.passes.Load() != n {
+		t.Fatal("passes continued after Stop")
+	}
+}
