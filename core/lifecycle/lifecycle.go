@@ -37,8 +37,20 @@ type Rollup struct {
 	Primitives []string        `toml:"primitives"`
 }
 
-// Name is the tier's table or view suffix: "1h" for a one-hour history.
-func (r Rollup) Name() string { return config.Duration(r.History).String() }
+// Name is the tier's table or view suffix in the largest whole unit: "1h"
+// for a one-hour history, "1d", "15m", "30s".
+func (r Rollup) Name() string {
+	d := time.Duration(r.History)
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if d >= u.d && d%u.d == 0 {
+			return fmt.Sprintf("%d%s", d/u.d, u.name)
+		}
+	}
+	return fmt.Sprintf("%dms", d.Milliseconds())
+}
 
 // Policy says when rows are compressed, rolled up and deleted.
 type Policy struct {

@@ -17,8 +17,10 @@ func TestValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("default policy with a rollup: %v", err)
 	}
-	if got := ok.Rollups[0].Name(); got != "1h0m0s" && got != "1h" {
-		t.Errorf("rollup name = %q", got)
+	for d, want := range map[time.Duration]string{time.Hour: "1h", 24 * time.Hour: "1d", 15 * time.Minute: "15m", 90 * time.Minute: "90m", 30 * time.Second: "30s"} {
+		if got := (Rollup{History: config.Duration(d)}).Name(); got != want {
+			t.Errorf("rollup name for %s = %q, want %q", d, got, want)
+		}
 	}
 	for name, mut := range map[string]func(*Policy){
 		"negative":        func(p *Policy) { p.CompressAfter = -1 },
