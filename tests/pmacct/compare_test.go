@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,12 +80,20 @@ func waitLog(t *testing.T, p *proc, path string, d time.Duration, want ...string
 }
 
 // primitives maps pmacct aggregate names to Flowline's (the same names).
-var cases = []struct {
+type compareCfg struct {
 	name       string
 	primitives []string
-}{
-	{"hosts_ports_flags_proto", []string{"src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"}},
-	{"peer_as_iface_tos_mask", []string{"peer_src_ip", "src_as", "dst_as", "in_iface", "out_iface", "tos", "src_mask", "dst_mask"}},
+	format     string // json or csv
+	// unaggregated runs flowline without processors.aggregate (one line per
+	// flow) against nfacctd aggregating by every field the flows carry.
+	unaggregated bool
+}
+
+var cases = []compareCfg{
+	{name: "hosts_ports_flags_proto", primitives: []string{"src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"}, format: "json"},
+	{name: "peer_as_iface_tos_mask", primitives: []string{"peer_src_ip", "src_as", "dst_as", "in_iface", "out_iface", "tos", "src_mask", "dst_mask"}, format: "json"},
+	{name: "csv_all_key_primitives", primitives: []string{"src_mac", "dst_mac", "vlan", "src_as", "dst_as", "peer_src_ip", "in_iface", "out_iface", "src_host", "src_net", "dst_host", "dst_net", "src_mask", "dst_mask", "src_port", "dst_port", "tcpflags", "proto", "tos", "flows"}, format: "csv"},
+	{name: "unaggregated", primitives: []string{"src_mac", "dst_mac", "vlan", "src_as", "dst_as", "peer_src_ip", "peer_dst_ip", "in_iface", "out_iface", "src_host", "dst_host", "src_mask", "dst_mask", "src_port", "dst_port", "tcpflags", "proto", "tos", "timestamp_start", "timestamp_end"}, format: "json", unaggregated: true},
 }
 
 func TestAgainstNfacctd(t *testing.T) {
@@ -91,13 +101,14 @@ func TestAgainstNfacctd(t *testing.T) {
 	flowline := buildFlowline(t, t.TempDir())
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			compareCase(t, nfacctd, flowline, c.primitives)
+			compareCase(t, nfacctd, flowline, c)
 		})
 	}
 }
 
-func compareCase(t *testing.T, nfacctd, flowline string, primitives []string) {
+func compareCase(t *testing.T, nfacctd, flowline string, c compareCfg) {
 	dir := t.TempDir()
+	primitives := c.primitives
 
 	// nfacctd.
 	nfDir := filepath.Join(dir, "nfacctd")
@@ -105,10 +116,16 @@ func compareCase(t *testing.T, nfacctd, flowline string, primitives []string) {
 		t.Fatal(err)
 	}
 	nfPort := freeUDPPort(t)
-	nfOut := filepath.Join(nfDir, "nfacctd.jsonl")
-	conf := nfacctdConfig(t, nfDir, nfPort, strings.Join(primitives, ","), "json", nfOut)
+	nfOut := filepath.Join(nfDir, "nfacctd."+c.format)
+	var extra []string
+	if c.unaggregated {
+		// No history (unaggregated lines have no stamps); the IP next hop
+		// is peer_dst_ip.
+		extra = append(extra, "use_ip_next_hop: true", "print_history[p]: 0")
+	}
+	conf := nfacctdConfig(t, nfDir, nfPort, strings.Join(primitives, ","), c.format, nfOut, extra...)
 	nf := startProc(t, "nfacctd", []string{nfacctd, "-f", conf}, nfDir)
-	waitLog(t, nf, filepath.Join(nfDir, "nfacctd.log"), 15*time.Second, "waiting for NetFlow", "JSON: setting object handlers")
+	waitLog(t, nf, filepath.Join(nfDir, "nfacctd.log"), 15*time.Second, "waiting for NetFlow", "cache entries=")
 
 	// flowline.
 	flDir := filepath.Join(dir, "flowline")
@@ -116,27 +133,31 @@ func compareCase(t *testing.T, nfacctd, flowline string, primitives []string) {
 		t.Fatal(err)
 	}
 	flPort := freeUDPPort(t)
-	flOut := filepath.Join(flDir, "flowline.jsonl")
+	flOut := filepath.Join(flDir, "flowline."+c.format)
 	quoted := make([]string, len(primitives))
 	for i, p := range primitives {
 		quoted[i] = fmt.Sprintf("%q", p)
 	}
 	flConf := filepath.Join(flDir, "flowline.toml")
+	agg := fmt.Sprintf(`[[processors.aggregate]]
+  primitives = [%s]
+  history = "1m"
+  refresh = "5s"
+  time = "arrival"
+`, strings.Join(quoted, ", "))
+	if c.unaggregated {
+		agg = ""
+	}
 	toml := fmt.Sprintf(`[agent]
   data_dir = %q
   metrics_address = ""
 [[inputs.netflow]]
   address = "127.0.0.1:%d"
-[[processors.aggregate]]
-  primitives = [%s]
-  history = "1m"
-  refresh = "5s"
-  time = "arrival"
-[[outputs.print]]
-  format = "json"
+%s[[outputs.print]]
+  format = %q
   file = %q
   timestamps_utc = true
-`, flDir, flPort, strings.Join(quoted, ", "), flOut)
+`, flDir, flPort, agg, c.format, flOut)
 	if err := os.WriteFile(flConf, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +185,13 @@ func compareCase(t *testing.T, nfacctd, flowline string, primitives []string) {
 	if len(flLines) == 0 {
 		t.Fatalf("flowline printed nothing\n%s", fl.out.String())
 	}
-	want, wantOrder := sumLines(t, "nfacctd", nfLines)
-	got, gotOrder := sumLines(t, "flowline", flLines)
+	var drop []string
+	if c.unaggregated {
+		// The arrival time differs between two collectors by nature.
+		drop = []string{"timestamp_arrival", "TIMESTAMP_ARRIVAL"}
+	}
+	want, wantOrder := sumLines(t, "nfacctd", parseLines(t, "nfacctd", c.format, nfLines), drop)
+	got, gotOrder := sumLines(t, "flowline", parseLines(t, "flowline", c.format, flLines), drop)
 	t.Logf("nfacctd: %d lines, %d keys; flowline: %d lines, %d keys; key order %s", len(nfLines), len(want), len(flLines), len(got), wantOrder)
 	if len(want) < 5 {
 		t.Errorf("only %d aggregates from nfacctd: the flow set should give more", len(want))
@@ -194,53 +220,91 @@ func compareCase(t *testing.T, nfacctd, flowline string, primitives []string) {
 
 type counters struct{ packets, bytes, flows uint64 }
 
-// sumLines sums packets, bytes and flows per key: the line without
-// stamp_updated and the counters, with the raw JSON value forms kept (so
-// "tcp_flags": "26" and "port_src": 0 must match byte for byte). It also
-// returns the key order of the lines (which must be the same on every line).
-func sumLines(t *testing.T, who string, lines []string) (map[string]counters, string) {
+// pair is one printed field: its key and its raw value (JSON text, or the CSV
+// cell).
+type pair struct{ key, raw string }
+
+// parseLines turns JSON lines, or CSV rows under their title line, into
+// ordered key/value pairs. For CSV the title becomes a pseudo line of its
+// own, so that title differences show as a key order difference.
+func parseLines(t *testing.T, who, format string, lines []string) [][]pair {
 	t.Helper()
-	sums := map[string]counters{}
-	order := ""
+	var out [][]pair
+	if format == "csv" {
+		title := strings.Split(lines[0], ",")
+		for _, l := range lines[1:] {
+			if l == lines[0] {
+				continue // a repeated title (there should be none)
+			}
+			cells := strings.Split(l, ",")
+			if len(cells) != len(title) {
+				t.Fatalf("%s: %d cells under a %d-column title: %s", who, len(cells), len(title), l)
+			}
+			ps := make([]pair, len(cells))
+			for i := range cells {
+				ps[i] = pair{strings.ToLower(title[i]), cells[i]}
+			}
+			out = append(out, ps)
+		}
+		return out
+	}
 	for _, l := range lines {
 		dec := json.NewDecoder(strings.NewReader(l))
-		dec.UseNumber()
 		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 			t.Fatalf("%s: not a JSON object: %s", who, l)
 		}
-		var keys, parts []string
-		var c counters
+		var ps []pair
 		for dec.More() {
 			tok, err := dec.Token()
 			if err != nil {
 				t.Fatalf("%s: %v in %s", who, err, l)
 			}
-			k := tok.(string)
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
 				t.Fatalf("%s: %v in %s", who, err, l)
 			}
-			keys = append(keys, k)
-			var n json.Number
-			switch k {
+			ps = append(ps, pair{tok.(string), string(raw)})
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
+// sumLines sums packets, bytes and flows per key: the line without
+// stamp_updated, the counters and the drop keys, with the raw value forms
+// kept (so "tcp_flags": "26" and "port_src": 0 must match byte for byte). It
+// also returns the key order of the lines (the same on every line).
+func sumLines(t *testing.T, who string, lines [][]pair, drop []string) (map[string]counters, string) {
+	t.Helper()
+	sums := map[string]counters{}
+	order := ""
+	for _, l := range lines {
+		var keys, parts []string
+		var c counters
+		for _, p := range l {
+			if slices.Contains(drop, p.key) {
+				continue
+			}
+			keys = append(keys, p.key)
+			switch p.key {
 			case "stamp_updated":
 				continue
 			case "packets", "bytes", "flows":
-				if err := json.Unmarshal(raw, &n); err != nil {
-					t.Fatalf("%s: %s is not a number in %s", who, k, l)
+				v, err := strconv.ParseUint(p.raw, 10, 64)
+				if err != nil {
+					t.Fatalf("%s: %s is not a number: %v", who, p.key, l)
 				}
-				v, _ := n.Int64()
-				switch k {
+				switch p.key {
 				case "packets":
-					c.packets += uint64(v)
+					c.packets += v
 				case "bytes":
-					c.bytes += uint64(v)
+					c.bytes += v
 				default:
-					c.flows += uint64(v)
+					c.flows += v
 				}
 				continue
 			}
-			parts = append(parts, fmt.Sprintf("%q: %s", k, raw))
+			parts = append(parts, fmt.Sprintf("%q: %s", p.key, p.raw))
 		}
 		o := strings.Join(keys, ",")
 		if order == "" {
