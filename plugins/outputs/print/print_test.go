@@ -30,9 +30,9 @@ func aggRecord() core.Record {
 }
 
 // newPrint returns an initialized, connected Print writing to buf (stdout).
-func newPrint(t *testing.T, cfg Print, buf *bytes.Buffer) *Print {
+func newPrint(t *testing.T, p *Print, buf *bytes.Buffer) *Print {
 	t.Helper()
-	p := &cfg
+
 	p.stdout = buf
 	if err := p.Init(&core.Env{}); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func write(t *testing.T, p *Print, recs ...core.Record) {
 // same flows.
 func TestJSONAggregatedGolden(t *testing.T) {
 	var buf bytes.Buffer
-	p := newPrint(t, Print{Format: "json", TimestampsUTC: true}, &buf)
+	p := newPrint(t, &Print{Format: "json", TimestampsUTC: true}, &buf)
 	v6 := aggRecord()
 	v6.SrcAddr, v6.DstAddr = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:1::53")
 	v6.SrcPort, v6.DstPort, v6.TCPFlags, v6.Proto, v6.Packets, v6.Bytes = 0, 32768, 0, 58, 1, 104
@@ -90,7 +90,7 @@ func fullRecord() core.Record {
 
 func TestJSONAllPrimitivesGolden(t *testing.T) {
 	var buf bytes.Buffer
-	p := newPrint(t, Print{Format: "json", TimestampsUTC: true}, &buf)
+	p := newPrint(t, &Print{Format: "json", TimestampsUTC: true}, &buf)
 	write(t, p, fullRecord())
 	want := `{"event_type": "purge", "mac_src": "00:1b:21:aa:bb:01", "mac_dst": "f8:0f:6f:00:0c:de", "vlan": 100, "as_src": 64512, "as_dst": 15169, "peer_ip_src": "127.0.0.1", "iface_in": 1, "iface_out": 2, "ip_src": "10.0.0.1", "net_src": "10.0.0.0", "ip_dst": "192.168.1.10", "net_dst": "192.168.0.0", "mask_src": 24, "mask_dst": 16, "port_src": 40000, "port_dst": 443, "tcp_flags": "24", "ip_proto": "tcp", "tos": 0, "sampling_rate": 0, "stamp_inserted": "2026-11-28 03:28:00", "stamp_updated": "2026-11-28 03:28:55", "flows": 1, "packets": 10, "bytes": 5000}` + "\n"
 	if got := buf.String(); got != want {
@@ -100,7 +100,7 @@ func TestJSONAllPrimitivesGolden(t *testing.T) {
 
 func TestCSVAllPrimitivesGolden(t *testing.T) {
 	var buf bytes.Buffer
-	p := newPrint(t, Print{Format: "csv", TimestampsUTC: true}, &buf)
+	p := newPrint(t, &Print{Format: "csv", TimestampsUTC: true}, &buf)
 	r := fullRecord()
 	v6 := fullRecord()
 	v6.SrcAddr, v6.DstAddr, v6.SrcMask, v6.DstMask = netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("2001:db8:1::53"), 64, 48
@@ -136,7 +136,7 @@ func unaggregated() core.Record {
 // use_ip_next_hop, without sampling_rate, flows and the stamps.
 func TestJSONUnaggregatedGolden(t *testing.T) {
 	var buf bytes.Buffer
-	p := newPrint(t, Print{Format: "json", TimestampsUTC: true}, &buf)
+	p := newPrint(t, &Print{Format: "json", TimestampsUTC: true}, &buf)
 	write(t, p, unaggregated())
 	want := `{"event_type": "purge", "mac_src": "00:1b:21:aa:bb:01", "mac_dst": "f8:0f:6f:00:0c:de", "vlan": 100, "as_src": 64512, "as_dst": 15169, "peer_ip_src": "127.0.0.1", "peer_ip_dst": "10.255.0.1", "iface_in": 1, "iface_out": 2, "ip_src": "10.0.0.1", "ip_dst": "192.168.1.10", "mask_src": 24, "mask_dst": 16, "port_src": 40000, "port_dst": 443, "tcp_flags": "24", "ip_proto": "tcp", "tos": 0, "timestamp_start": "2026-11-28 03:29:52.000000", "timestamp_end": "2026-11-28 03:29:53.000000", "timestamp_arrival": "2026-11-28 03:31:32.912560", "packets": 10, "bytes": 5000}` + "\n"
 	if got := buf.String(); got != want {
@@ -146,7 +146,7 @@ func TestJSONUnaggregatedGolden(t *testing.T) {
 
 func TestUnaggregatedIPv6CSV(t *testing.T) {
 	var buf bytes.Buffer
-	p := newPrint(t, Print{Format: "csv", TimestampsUTC: true}, &buf)
+	p := newPrint(t, &Print{Format: "csv", TimestampsUTC: true}, &buf)
 	r := core.Record{
 		SrcAddr: netip.MustParseAddr("2001:db8::1"), DstAddr: netip.MustParseAddr("2001:db8:1::53"), NextHop: netip.MustParseAddr("fe80::1"),
 		Proto: 58, Packets: 1, Bytes: 104, Start: bin.UnixNano() + 1500, End: bin.UnixNano() + 999_999_999,
@@ -162,7 +162,7 @@ func TestUnaggregatedIPv6CSV(t *testing.T) {
 
 func TestAbsentAddressPrintsZero(t *testing.T) {
 	var buf bytes.Buffer
-	p := newPrint(t, Print{Format: "json", TimestampsUTC: true}, &buf)
+	p := newPrint(t, &Print{Format: "json", TimestampsUTC: true}, &buf)
 	write(t, p, core.Record{Present: core.FieldSrcAddr | core.FieldExporter | core.FieldPackets})
 	want := `{"event_type": "purge", "peer_ip_src": "0.0.0.0", "ip_src": "0.0.0.0", "packets": 0}` + "\n"
 	if got := buf.String(); got != want {
@@ -172,7 +172,7 @@ func TestAbsentAddressPrintsZero(t *testing.T) {
 
 func TestOptionsRecordsSkipped(t *testing.T) {
 	var buf bytes.Buffer
-	p := newPrint(t, Print{Format: "json"}, &buf)
+	p := newPrint(t, &Print{Format: "json"}, &buf)
 	r := aggRecord()
 	r.Flags = core.FlagOptions
 	write(t, p, r)
@@ -187,13 +187,13 @@ func TestLocalTime(t *testing.T) {
 	time.Local = time.FixedZone("CET", 3600)
 	defer func() { time.Local = old }()
 	var buf bytes.Buffer
-	p := newPrint(t, Print{Format: "json"}, &buf)
+	p := newPrint(t, &Print{Format: "json"}, &buf)
 	write(t, p, aggRecord())
 	if got := buf.String(); !strings.Contains(got, `"stamp_inserted": "2026-11-28 04:28:00", "stamp_updated": "2026-11-28 04:28:47"`) {
 		t.Errorf("local stamps: %s", got)
 	}
 	buf.Reset()
-	p = newPrint(t, Print{Format: "json", TimestampsUTC: true}, &buf)
+	p = newPrint(t, &Print{Format: "json", TimestampsUTC: true}, &buf)
 	write(t, p, aggRecord())
 	if got := buf.String(); !strings.Contains(got, `"stamp_inserted": "2026-11-28 03:28:00", "stamp_updated": "2026-11-28 03:28:47"`) {
 		t.Errorf("utc stamps: %s", got)
