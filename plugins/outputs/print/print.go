@@ -79,10 +79,10 @@ func (p *Print) Init(env *core.Env) error {
 	case "csv":
 		p.Format, p.csv = "csv", true
 	default:
-		return fmt.Errorf("outputs.print: format %q is not supported: use \"json\" or \"csv\"", p.Format)
+		return fmt.Errorf("format %q is not supported: use \"json\" or \"csv\"", p.Format)
 	}
 	if err := checkName(p.File); err != nil {
-		return fmt.Errorf("outputs.print: file %q: %w", p.File, err)
+		return fmt.Errorf("file %q: %w", p.File, err)
 	}
 	p.dynamic = strings.Contains(p.File, "%")
 	p.loc = time.Local
