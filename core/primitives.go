@@ -10,7 +10,8 @@ type Primitive struct {
 	Name string
 	// Field is the Record field the primitive keys on.
 	Field Field
-	// JSONKey is pmacct's print key ("ip_src"), also the CSV header.
+	// JSONKey is pmacct's JSON print key ("ip_src"); the CSV header uses
+	// upper-case names of its own (see plugins/outputs/print).
 	JSONKey string
 	// SQLColumn is the column in pmacct's acct table (sql_table_version 9).
 	SQLColumn string

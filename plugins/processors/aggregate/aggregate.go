@@ -277,10 +277,12 @@ func (t *Table) Add(r *core.Record) {
 	if t.outIf {
 		k.outIf = r.OutIface
 	}
-	if t.srcMask {
+	// A network is its address and its length: src_net keys on the mask
+	// too, and outputs that print net_src mask the address with it.
+	if t.srcMask || t.srcNet {
 		k.srcMask = r.SrcMask
 	}
-	if t.dstMask {
+	if t.dstMask || t.dstNet {
 		k.dstMask = r.DstMask
 	}
 	if t.rate {

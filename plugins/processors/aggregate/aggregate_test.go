@@ -122,6 +122,31 @@ func TestNetsMasksPeerAndNoHistory(t *testing.T) {
 	}
 }
 
+// TestNetWithoutMaskPrimitive: src_net alone keeps the mask in the record
+// (outputs print net_src from address and mask), and networks of different
+// lengths stay apart.
+func TestNetWithoutMaskPrimitive(t *testing.T) {
+	a := newAgg(t, []string{"src_net"}, 0)
+	t0 := time.Unix(1_700_000_000, 0)
+	r1 := rec("10.1.2.3", "172.16.5.6", 1, 2, 6, 0, 1, 10, t0)
+	r2 := r1
+	r2.SrcMask = 8
+	b := core.NewBatch()
+	b.Records = append(b.Records, r1, r2)
+	_ = a.Process(context.Background(), b, nil)
+	var got []core.Record
+	_ = a.Flush(context.Background(), collect(&got))
+	if len(got) != 2 {
+		t.Fatalf("10.1.2.0/24 and 10.0.0.0/8 merged: %d aggregates", len(got))
+	}
+	if got[0].SrcMask != 24 || got[0].SrcAddr.String() != "10.1.2.0" || got[1].SrcMask != 8 || got[1].SrcAddr.String() != "10.0.0.0" {
+		t.Errorf("aggregates = %s/%d, %s/%d", got[0].SrcAddr, got[0].SrcMask, got[1].SrcAddr, got[1].SrcMask)
+	}
+	if got[0].Present&core.FieldSrcMask != 0 {
+		t.Error("mask_src present though src_mask was not chosen")
+	}
+}
+
 func TestFlowTimeBins(t *testing.T) {
 	a := &Aggregate{Primitives: []string{"proto"}, History: configDuration(time.Hour), Refresh: configDuration(time.Minute), Time: "flow"}
 	if err := a.Init(nil); err != nil {
