@@ -445,3 +445,21 @@ func TestTemplatesPersistence(t *testing.T) {
 		}
 	}
 }
+
+func TestElementName(t *testing.T) {
+	cases := []struct {
+		ent  uint32
+		id   uint16
+		want string
+	}{
+		{0, 1, "octetDeltaCount"}, {0, 8, "sourceIPv4Address"}, {0, 160, "systemInitTimeMilliseconds"},
+		{0, 65000, "65000"}, {PENReverse, 85, "reverseOctetTotalCount"}, {PENNetScaler, 130, "netscalerHttpReqUrl"},
+		{PENBarracuda, 4, "FW_Rule"}, {PENCERT, 33, "silkAppLabel"}, {PENVMware, 889, "vmwareVxlanExportRole"},
+		{PENNtop, 1028, "protocol_ntop"}, {12345, 7, "12345.7"},
+	}
+	for _, c := range cases {
+		if got := ElementName(c.ent, c.id); got != c.want {
+			t.Errorf("ElementName(%d, %d) = %q, want %q", c.ent, c.id, got, c.want)
+		}
+	}
+}
