@@ -312,7 +312,11 @@ func (d *Decoder) enqueue(ctx *msgCtx, id uint16, body []byte, st *DecodeStats) 
 	}
 	c := *ctx
 	c.sampler, c.samplerOK = nil, false
-	q = append(q, pendingSet{ctx: c, setID: id, data: append([]byte(nil), body...), queued: ctx.received})
+	queued := ctx.received
+	if queued == 0 {
+		queued = time.Now().UnixNano()
+	}
+	q = append(q, pendingSet{ctx: c, setID: id, data: append([]byte(nil), body...), queued: queued})
 	d.pending[addr] = q
 	d.npending++
 	st.Queued++

@@ -463,3 +463,18 @@ func TestElementName(t *testing.T) {
 		}
 	}
 }
+
+func TestIPFIXSysInitFromOptions(t *testing.T) {
+	// Juniper sends systemInitTimeMilliseconds (160) in options data; flow
+	// records carry 22/21 relative to it.
+	d := NewDecoder(DecoderConfig{})
+	b := &core.Batch{}
+	opt := ipfixOptTpl(256, 1, fld{144, 4, 0}, fld{160, 8, 0}, fld{34, 4, 0})
+	tpl := ipfixTpl(257, fld{8, 4, 0}, fld{22, 4, 0}, fld{21, 4, 0})
+	data := ipfixPacket(testSecs, 1, set(3, opt), set(256, u32(1), u64(testSecs*1000), u32(0)), set(2, tpl), set(257, u32(1), u32(2000), u32(4000)))
+	mustDecode(t, d, pkt(exporterA, data), b)
+	r := b.Records[0]
+	if r.Start != (testSecs*1000+2000)*1e6 || r.End != (testSecs*1000+4000)*1e6 || r.Has(core.FieldSamplingRate) {
+		t.Errorf("start %d end %d rate %d", r.Start, r.End, r.SamplingRate)
+	}
+}
