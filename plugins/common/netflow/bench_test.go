@@ -53,3 +53,13 @@ func BenchmarkDecodeIPFIX(b *testing.B) {
 func BenchmarkDecodeV5(b *testing.B) {
 	benchDecode(b, v5Packet(30, 30, 0), nil, 30)
 }
+
+// BenchmarkDecodeV9WithTemplate decodes datagrams that repeat the template
+// before 30 flows (the refresh path must not allocate either).
+func BenchmarkDecodeV9WithTemplate(b *testing.B) {
+	var recs [][]byte
+	for i := 0; i < 30; i++ {
+		recs = append(recs, fiveTupleRec(i))
+	}
+	benchDecode(b, v9Packet(1000000, testSecs, 1, set(0, v9Tpl(300, fiveTuple...)), set(300, recs...)), nil, 30)
+}
