@@ -200,10 +200,13 @@ func TestBadInputIsCountedAndSkipped(t *testing.T) {
 		if kind != flowgen.PacketData {
 			continue
 		}
-		// A truncated copy of a valid datagram, and random bytes dressed as
-		// a v9 or IPFIX header, or of no known version. (Random bytes behind a
-		// v5 header can be a well-formed v5 datagram: no decoder can tell.)
-		_, _ = conn.Write(pkt[:len(pkt)/2])
+		// A copy of a valid datagram cut inside its first record (the
+		// decoder keeps the whole records of a truncated set, as Telegraf's
+		// corpus expects, so a longer cut would count flows twice here), and
+		// random bytes dressed as a v9 or IPFIX header, or of no known
+		// version. (Random bytes behind a v5 header can be a well-formed v5
+		// datagram: no decoder can tell.)
+		_, _ = conn.Write(pkt[:16+4+10+i%20])
 		_, _ = rand.Read(junk)
 		copy(junk, []byte{0, byte([]int{9, 10, 77}[i%3])})
 		_, _ = conn.Write(junk[:20+i%1400])
