@@ -4,7 +4,9 @@ package all
 
 import (
 	_ "github.com/flowline/flowline/plugins/inputs/netflow"
+	_ "github.com/flowline/flowline/plugins/inputs/replica"
 	_ "github.com/flowline/flowline/plugins/outputs/print"
+	_ "github.com/flowline/flowline/plugins/outputs/tee"
 	_ "github.com/flowline/flowline/plugins/processors/aggregate"
 	_ "github.com/flowline/flowline/plugins/processors/sampling"
 	_ "github.com/flowline/flowline/plugins/processors/templates"
