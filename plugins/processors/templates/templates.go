@@ -42,6 +42,7 @@ func init() {
 			PendingMax:    4096,
 			PendingMaxAge: config.Duration(5 * time.Minute),
 			TemplateTTL:   config.Duration(24 * time.Hour),
+			ShareInterval: config.Duration(time.Minute),
 		}
 	})
 }
@@ -61,6 +62,14 @@ type Templates struct {
 	TemplateTTL config.Duration `toml:"template_ttl"`
 	// Extensions keeps elements without a typed field (vendor elements).
 	Extensions bool `toml:"extensions"`
+	// ShareTo lists where every template learned from a datagram is sent
+	// (pmacct's nfacctd_templates_receiver): the replicator's inputs.replica,
+	// which hands it to every collector, or peers' inputs.replica.
+	ShareTo []string `toml:"share_to"`
+	// ShareInterval resends every known template to share_to this often, so
+	// that a peer that started later or lost a datagram catches up; "0s"
+	// shares changes only.
+	ShareInterval config.Duration `toml:"share_interval"`
 
 	path    string
 	log     *slog.Logger
@@ -69,6 +78,10 @@ type Templates struct {
 	dirty   bool
 	lastSav time.Time
 	m       decoderMetrics
+
+	share     *sharer
+	toShare   []netflow.TemplateSet
+	lastShare time.Time
 }
 
 type decoderMetrics struct {
@@ -100,9 +113,25 @@ func (t *Templates) Init(env *core.Env) error {
 		TemplateTTL:           time.Duration(t.TemplateTTL),
 		KeepExtensions:        t.Extensions,
 	})
-	t.dec.OnTemplate = func(netflow.TemplateSet) { t.dirty = true }
+	t.dec.OnTemplate = func(ts netflow.TemplateSet) {
+		t.dirty = true
+		if t.share != nil {
+			t.toShare = append(t.toShare, ts)
+		}
+	}
 	if err := t.registerMetrics(env); err != nil {
 		return err
+	}
+	if len(t.ShareTo) > 0 {
+		if t.ShareInterval < 0 {
+			return fmt.Errorf("share_interval must not be negative")
+		}
+		sh, err := newSharer(t.ShareTo, env)
+		if err != nil {
+			return err
+		}
+		t.share = sh
+		t.lastShare = time.Now()
 	}
 	if t.File == "" || env == nil {
 		return nil
@@ -224,6 +253,7 @@ func (t *Templates) Process(_ context.Context, in *core.Batch, emit core.Emit) e
 	}
 	in.Release()
 	emit(out)
+	t.shareLearned()
 	if t.dirty && time.Since(t.lastSav) >= time.Duration(t.SaveEvery) {
 		if err := t.save(); err != nil {
 			return err
@@ -262,14 +292,32 @@ func (t *Templates) Tick(_ context.Context, now time.Time, _ core.Emit) error {
 		t.m.expiredTemplates.Add(float64(tm))
 		t.dirty = true
 	}
+	if t.share != nil && t.ShareInterval > 0 && now.Sub(t.lastShare) >= time.Duration(t.ShareInterval) {
+		t.lastShare = now
+		t.share.send(t.dec.Templates())
+	}
 	if t.dirty && now.Sub(t.lastSav) >= time.Duration(t.SaveEvery) {
 		return t.save()
 	}
 	return nil
 }
 
-// Flush saves the templates.
+// shareLearned sends the templates learned by the last Process to share_to.
+func (t *Templates) shareLearned() {
+	if t.share == nil || len(t.toShare) == 0 {
+		return
+	}
+	t.share.send(t.toShare)
+	clear(t.toShare)
+	t.toShare = t.toShare[:0]
+}
+
+// Flush saves the templates and closes the sharing socket.
 func (t *Templates) Flush(context.Context, core.Emit) error {
+	t.shareLearned()
+	if t.share != nil {
+		t.share.close()
+	}
 	if t.dirty {
 		return t.save()
 	}
