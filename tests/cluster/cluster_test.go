@@ -228,28 +228,65 @@ func TestHashByExporter(t *testing.T) {
 // TestSharedTemplatesOnly: a load balancer (here a small one in the test,
 // which keeps the exporter's address like nginx with proxy_bind transparent)
 // sends templates to collector 1 only and data round robin to all three,
-// data first. Collectors share templates with their peers: totals exact.
+// data first. Collectors share templates, directly with their peers or
+// through a replicator's templates port (inputs.replica + outputs.tee,
+// deployment b): totals exact.
 func TestSharedTemplatesOnly(t *testing.T) {
+	for _, via := range []string{"peers", "replicator"} {
+		t.Run(via, func(t *testing.T) { sharedTemplatesOnly(t, via == "replicator") })
+	}
+}
+
+func sharedTemplatesOnly(t *testing.T, viaReplicator bool) {
 	if flowlineBin == "" {
 		t.Skip("needs the binary")
 	}
 	dir := t.TempDir()
 	var ports []int
+	var receivers []string
 	for i := 0; i < 3; i++ {
 		ports = append(ports, freeUDPPort(t))
+		receivers = append(receivers, fmt.Sprintf("127.0.0.1:%d", ports[i]))
+	}
+	var replicator *proc
+	var templatesPort int
+	if viaReplicator {
+		templatesPort = freeUDPPort(t)
+		rdir := filepath.Join(dir, "replicator")
+		rm := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+		cfg := fmt.Sprintf(`
+[agent]
+  data_dir = %q
+  metrics_address = %q
+[[inputs.replica]]
+  address = "127.0.0.1:%d"
+[[outputs.tee]]
+  [[outputs.tee.pool]]
+    id = 1
+    receivers = ["%s"]
+    balance = "all"
+`, filepath.Join(rdir, "data"), rm, templatesPort, strings.Join(receivers, `", "`))
+		replicator = start(t, "replicator", rdir, rm, cfg)
 	}
 	var procs []*proc
 	for i := range ports {
-		var peers []string
-		for j, p := range ports {
-			if j != i {
-				peers = append(peers, fmt.Sprintf("127.0.0.1:%d", p))
+		var to []string
+		if viaReplicator {
+			to = []string{fmt.Sprintf("127.0.0.1:%d", templatesPort)}
+		} else {
+			for j := range ports {
+				if j != i {
+					to = append(to, receivers[j])
+				}
 			}
 		}
-		tmpl := fmt.Sprintf("  share_to = [%q, %q]\n", peers[0], peers[1])
+		tmpl := fmt.Sprintf("  share_to = [\"%s\"]\n", strings.Join(to, `", "`))
 		cdir := filepath.Join(dir, fmt.Sprintf("c%d", i+1))
 		cfg := collectorConfig(cdir, ports[i], fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)), tmpl)
 		procs = append(procs, start(t, fmt.Sprintf("collector %d", i+1), cdir, metricsOf(cfg), cfg))
+	}
+	if replicator != nil {
+		waitMetric(t, replicator.metrics, "flowline_tee_receiver_up", 10*time.Second, func(v float64) bool { return v == 3 })
 	}
 	lb := startBalancer(t, ports)
 	cfg := flowgenConfig(lb.addr, 120_000, 31)
@@ -267,10 +304,18 @@ func TestSharedTemplatesOnly(t *testing.T) {
 	if v := metric(t, procs[1].metrics, "flowline_templates_data_sets_released_total"); v <= 0 {
 		t.Errorf("collector 2 released %v queued data sets; the test wants early data", v)
 	}
+	if replicator != nil {
+		t.Logf("replicator: %v template datagrams sent, %v shared templates received",
+			metric(t, replicator.metrics, "flowline_tee_templates_sent_total"), metric(t, replicator.metrics, "flowline_replica_shared_templates_total"))
+		replicator.stop()
+		procs = append(procs, replicator)
+	}
 	var got []fileSums
 	for _, p := range procs {
 		p.stop()
-		got = append(got, sums(t, filepath.Join(p.dir, "flows.jsonl")))
+		if p != replicator {
+			got = append(got, sums(t, filepath.Join(p.dir, "flows.jsonl")))
+		}
 	}
 	checkExact(t, got, tot, procs)
 }
@@ -383,14 +428,16 @@ func TestTransparent(t *testing.T) {
 	tot := send(t, cfg)
 	got := c.stopAll()
 	checkExact(t, got, tot, c.collectors)
+	seen := map[string]bool{}
 	for i, s := range got {
 		for exp := range s.byExporter {
 			if exp != exporters[0] && exp != exporters[1] {
 				t.Errorf("collector %d stored exporter %q; want the exporters' own addresses", i+1, exp)
 			}
+			seen[exp] = true
 		}
-		if len(s.byExporter) != 2 {
-			t.Errorf("collector %d stored exporters %v; want both", i+1, s.byExporter)
-		}
+	}
+	if len(seen) != 2 {
+		t.Errorf("collectors stored exporters %v; want both of %v", seen, exporters[:2])
 	}
 }
