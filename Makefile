@@ -21,9 +21,13 @@ run: build
 deps:
 	./scripts/deps.sh
 
-## test: the whole suite (unit, corpus, integration, end to end).
+## test: the whole suite (unit, corpus, integration, end to end). A MariaDB of
+## its own (scripts/mariadb.sh) runs on loopback for the MySQL tests and is
+## stopped afterwards, also when a test fails; under CI=true it must start.
 test: lint deps
-	$(GO) test -count=1 -timeout 30m ./...
+	@./scripts/mariadb.sh start || [ "$$CI" != true ] || exit 1; \
+	$(GO) test -count=1 -timeout 30m ./...; rc=$$?; \
+	./scripts/mariadb.sh stop; exit $$rc
 
 ## test-short: the quick loop (skips integration and end-to-end tests).
 test-short:

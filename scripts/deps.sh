@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages the integration tests need, where missing:
-# pmacct (nfacctd, the reference for the print drop-in check).
+# pmacct (nfacctd, the reference for the print and MySQL drop-in checks) and
+# mariadb-server (scripts/mariadb.sh runs one of its own for outputs.mysql).
 # Runs as root (CI and the development machines are root); otherwise it
 # says what to install and leaves it to the user.
 set -euo pipefail
 
 need=()
 command -v nfacctd >/dev/null 2>&1 || [ -x /usr/sbin/nfacctd ] || need+=(pmacct)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server mariadb-client)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -1,0 +1,283 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	driver "github.com/go-sql-driver/mysql"
+)
+
+// Backoff bounds of the flusher's retries.
+const (
+	minBackoff = 200 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// flusher writes the buffer to the database until Close; see the package
+// comment for the guarantees.
+func (o *MySQL) flusher() {
+	defer close(o.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	o.mu.Lock()
+	o.cancelRun = cancel
+	o.mu.Unlock()
+	backoff := minBackoff
+	stopping := false
+	failed := false // the head group's last attempt failed: check the ledger first
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	wait := func(d time.Duration) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-o.stop:
+			stopping = true
+		case <-ctx.Done():
+		}
+	}
+	for ctx.Err() == nil {
+		if !stopping {
+			select {
+			case <-o.stop:
+				stopping = true
+			default:
+			}
+		}
+		if stopping && o.buf.empty() {
+			return
+		}
+		if err := o.ensureReady(ctx); err != nil {
+			o.m.retries.Inc()
+			o.errLog.Log(slog.LevelWarn, "database not ready; rows stay buffered", "retry_in", backoff, "err", err)
+			wait(backoff)
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		group, err := o.buf.head(o.TransactionRows)
+		if err != nil {
+			o.log.Error("spool file unreadable: set aside as *.bad, its rows are lost", "err", err)
+			o.m.dropped.Add(float64(group[0].n))
+			o.buf.setAside(group[0])
+			continue
+		}
+		if len(group) == 0 {
+			if stopping {
+				return
+			}
+			select {
+			case <-o.buf.notify:
+			case <-tick.C:
+			case <-o.stop:
+				stopping = true
+			}
+			continue
+		}
+		last := group[len(group)-1].seq
+		if failed {
+			if done, err := o.ledgerHas(ctx, last); err == nil && done {
+				// The previous commit went through although its answer was lost.
+				o.finish(group, false)
+				failed = false
+				continue
+			}
+		}
+		if err := o.writeGroup(ctx, group, last); err != nil {
+			failed = true
+			o.m.retries.Inc()
+			o.errLog.Log(slog.LevelWarn, "write failed; rows stay buffered and are retried", "rows", rowsOf(group), "retry_in", backoff, "err", err)
+			if isConnErr(err) {
+				o.mu.Lock()
+				o.ready = false // check the server again (it may have lost the table)
+				o.mu.Unlock()
+			}
+			wait(backoff)
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		failed = false
+		backoff = minBackoff
+		o.finish(group, true)
+	}
+}
+
+func (o *MySQL) finish(group []*chunk, written bool) {
+	o.buf.commit(group)
+	o.mu.Lock()
+	o.committed = group[len(group)-1].seq
+	o.mu.Unlock()
+	if written {
+		o.m.written.Add(float64(rowsOf(group)))
+		o.m.transactions.Inc()
+	}
+	o.updateGauges()
+}
+
+func rowsOf(group []*chunk) int {
+	n := 0
+	for _, c := range group {
+		n += c.n
+	}
+	return n
+}
+
+func (o *MySQL) ensureReady(ctx context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.ready {
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Duration(o.Timeout))
+	defer cancel()
+	if err := o.setupLocked(sctx); err != nil {
+		return err
+	}
+	o.buf.dropCommitted(o.committed)
+	return nil
+}
+
+// ledgerHas reports whether the ledger says batch seq was committed.
+func (o *MySQL) ledgerHas(ctx context.Context, seq uint64) (bool, error) {
+	qctx, cancel := context.WithTimeout(ctx, time.Duration(o.Timeout))
+	defer cancel()
+	var got uint64
+	err := o.db.QueryRowContext(qctx, "SELECT seq FROM "+o.qtable("flowline_ledger")+" WHERE name = ?", o.Table).Scan(&got)
+	if err != nil {
+		return false, err
+	}
+	return got >= seq, nil
+}
+
+// isConnErr reports errors after which the server must be checked again.
+func isConnErr(err error) bool {
+	var me *driver.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1146 || me.Number == 1049 // table or database gone
+	}
+	return true
+}
+
+// writeGroup writes the chunks in one transaction that also moves the ledger
+// to last.
+func (o *MySQL) writeGroup(ctx context.Context, group []*chunk, last uint64) error {
+	tctx, cancel := context.WithTimeout(ctx, time.Duration(o.Timeout)+time.Duration(rowsOf(group))*50*time.Microsecond)
+	defer cancel()
+	upsert := !o.DontTryUpdate
+	err := o.writeTx(tctx, group, last, upsert)
+	var me *driver.MySQLError
+	if err != nil && !upsert && errors.As(err, &me) && me.Number == 1062 {
+		// dont_try_update met a bin that already has rows (refresh shorter
+		// than history): redo the transaction as an update rather than lose it.
+		o.m.duplicates.Inc()
+		o.errLog.Log(slog.LevelWarn, "dont_try_update: a key and bin was already written; falling back to updates (set refresh equal to history)")
+		err = o.writeTx(tctx, group, last, true)
+	}
+	return err
+}
+
+func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert bool) error {
+	tx, err := o.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	head := o.insertHead()
+	tail := o.insertTail(upsert)
+	stmt := append(o.stmtBuf[:0], head...)
+	rowsIn := 0
+	flush := func() error {
+		if rowsIn == 0 {
+			return nil
+		}
+		stmt = append(stmt, tail...)
+		_, err := tx.ExecContext(ctx, string(stmt))
+		stmt, rowsIn = append(stmt[:0], head...), 0
+		return err
+	}
+	for _, c := range group {
+		for i := range c.rows {
+			if rowsIn > 0 {
+				stmt = append(stmt, ',')
+			}
+			stmt = o.appendValues(stmt, &c.rows[i])
+			rowsIn++
+			if len(stmt)+len(tail) > o.stmtMax-1024 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	o.stmtBuf = stmt[:0]
+	if _, err := tx.ExecContext(ctx, "INSERT INTO "+o.qtable("flowline_ledger")+" (name, seq) VALUES (?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)", o.Table, last); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (o *MySQL) insertHead() string {
+	if o.headSQL == "" {
+		o.headSQL = "INSERT INTO " + o.qtable(o.Table) + " (" + joinNames(o.lay.names()) + ") VALUES "
+	}
+	return o.headSQL
+}
+
+// insertTail is pmacct's update semantics: counters add, tcp_flags OR,
+// stamp_updated moves to this refresh.
+func (o *MySQL) insertTail(upsert bool) string {
+	if !upsert {
+		return ""
+	}
+	s := " ON DUPLICATE KEY UPDATE packets=packets+VALUES(packets), bytes=bytes+VALUES(bytes)"
+	if o.lay.flows {
+		s += ", flows=flows+VALUES(flows)"
+	}
+	for _, c := range o.lay.keys {
+		if c.name == "tcp_flags" {
+			s += ", tcp_flags=tcp_flags|VALUES(tcp_flags)"
+		}
+	}
+	return s + ", stamp_updated=VALUES(stamp_updated)"
+}
+
+func joinNames(n []string) string {
+	s := ""
+	for i, x := range n {
+		if i > 0 {
+			s += ", "
+		}
+		s += x
+	}
+	return s
+}
+
+// appendValues appends "(k1, ..., packets, bytes[, flows], stamps)".
+func (o *MySQL) appendValues(b []byte, r *row) []byte {
+	b = append(b, '(')
+	for _, c := range o.lay.keys {
+		b = c.appendValue(b, r)
+		b = append(b, ',')
+	}
+	b = strconv.AppendUint(b, r.Packets, 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, r.Bytes, 10)
+	if o.lay.flows {
+		b = append(b, ',')
+		b = strconv.AppendUint(b, r.Flows, 10)
+	}
+	b = append(b, ",FROM_UNIXTIME("...)
+	b = strconv.AppendInt(b, r.Inserted, 10)
+	b = append(b, "),FROM_UNIXTIME("...)
+	b = strconv.AppendInt(b, r.Updated, 10)
+	return append(b, "))"...)
+}
+
+var _ = fmt.Sprintf
