@@ -301,7 +301,7 @@ func freeTCPAddr(t *testing.T) string {
 
 func sums(t *testing.T, db *sql.DB, table string) (rows, packets, bytes uint64) {
 	t.Helper()
-	err := db.QueryRow("SELECT COUNT(*), COALESCE(SUM(packets),0), COALESCE(SUM(bytes),0) FROM " + table).Scan(&rows, &packets, &bytes)
+	err := db.QueryRow("SELECT COUNT(*), COALESCE(SUM(packets),0), COALESCE(SUM(bytes),0) FROM "+table).Scan(&rows, &packets, &bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
