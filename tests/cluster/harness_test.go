@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freeUDPPort(t *testing.T) int {
+func freeUDPPort(t testing.TB) int {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -62,7 +62,7 @@ func freeUDPPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-func freeTCPPort(t *testing.T) int {
+func freeTCPPort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,7 +91,7 @@ func (l *lockedBuffer) String() string {
 
 // proc is a running flowline process.
 type proc struct {
-	t       *testing.T
+	t       testing.TB
 	name    string
 	dir     string
 	metrics string // host:port of /metrics
@@ -102,7 +102,7 @@ type proc struct {
 
 // start writes config to dir/flowline.toml and runs `flowline run`, waiting
 // until the pipeline runs.
-func start(t *testing.T, name, dir, metrics, config string) *proc {
+func start(t testing.TB, name, dir, metrics, config string, env ...string) *proc {
 	t.Helper()
 	if flowlineBin == "" {
 		t.Skip("cluster tests need the binary; skipped with -short")
@@ -117,6 +117,9 @@ func start(t *testing.T, name, dir, metrics, config string) *proc {
 	p := &proc{t: t, name: name, dir: dir, metrics: metrics, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(flowlineBin, "run", "--config", path)
 	p.cmd.Dir = dir
+	if len(env) > 0 {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {
@@ -166,7 +169,7 @@ func (p *proc) stop() {
 
 // metric sums the samples of a metric (all label sets) from /metrics; it
 // returns -1 when the metric is not exposed.
-func metric(t *testing.T, addr, name string) float64 {
+func metric(t testing.TB, addr, name string) float64 {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -193,7 +196,7 @@ func metric(t *testing.T, addr, name string) float64 {
 }
 
 // waitMetric waits until cond holds for the metric's value, up to d.
-func waitMetric(t *testing.T, addr, name string, d time.Duration, cond func(float64) bool) float64 {
+func waitMetric(t testing.TB, addr, name string, d time.Duration, cond func(float64) bool) float64 {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -215,7 +218,7 @@ type fileSums struct {
 	byExporter     map[string]uint64 // packets per peer_ip_src
 }
 
-func sums(t *testing.T, path string) fileSums {
+func sums(t testing.TB, path string) fileSums {
 	t.Helper()
 	s := fileSums{byExporter: map[string]uint64{}}
 	f, err := os.Open(path)
