@@ -155,6 +155,8 @@ func (o *MySQL) toArchive() (cols, sel string) {
 	for _, k := range o.lay.keys {
 		c = append(c, k.name)
 		switch {
+		case k.toArchive != "":
+			s = append(s, k.toArchive)
 		case strings.HasPrefix(k.archiveType, "VARBINARY(16)"):
 			s = append(s, "INET6_ATON("+k.name+")")
 		case strings.HasPrefix(k.archiveType, "BINARY(6)"):

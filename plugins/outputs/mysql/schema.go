@@ -33,6 +33,9 @@ type column struct {
 	// fromArchive is the SQL expression that turns the archive column back
 	// into the acct form, for the acct_all view.
 	fromArchive string
+	// toArchive, when set, is the SQL expression that turns the acct column
+	// into the archive's form (else the type decides).
+	toArchive string
 }
 
 // v9Columns are pmacct's sql_table_version 9 key columns in the order of
@@ -171,7 +174,11 @@ func newLayout(primitives []string, optimize bool) (layout, error) {
 			}
 		}
 		for _, n := range v9Columns {
-			l.keys = append(l.keys, allColumns[n])
+			c := allColumns[n]
+			if !chosen[n] {
+				c = fakeColumn(c)
+			}
+			l.keys = append(l.keys, c)
 		}
 		l.flows = true
 		return l, nil
@@ -191,6 +198,29 @@ func newLayout(primitives []string, optimize bool) (layout, error) {
 	}
 	l.stampFirst = true
 	return l, nil
+}
+
+// fakeColumn is a v9 column no primitive selects, written as pmacct's
+// non-optimized clauses write it (its "fake" handlers): class_id 'unknown',
+// MAC addresses '0:0:0:0:0:0', numbers 0, addresses '0.0.0.0'.
+func fakeColumn(c column) column {
+	var lit string
+	switch {
+	case c.name == "class_id":
+		lit = "'unknown'"
+	case strings.HasPrefix(c.name, "mac_"):
+		lit = "'0:0:0:0:0:0'"
+		c.toArchive = "X'000000000000'"
+		c.fromArchive = "'0:0:0:0:0:0'"
+	case strings.HasPrefix(c.typ, "CHAR(45)"):
+		lit = "'0.0.0.0'"
+	case c.name == "ip_proto":
+		lit = "'0'"
+	default:
+		lit = "0"
+	}
+	c.appendValue = func(b []byte, _ *row) []byte { return append(b, lit...) }
+	return c
 }
 
 // names lists the layout's column names (keys, counters, stamps).
