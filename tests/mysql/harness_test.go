@@ -307,3 +307,7 @@ func sums(t *testing.T, db *sql.DB, table string) (rows, packets, bytes uint64) 
 	}
 	return
 }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
