@@ -226,9 +226,9 @@ func (o *MySQL) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 	o.mu.Unlock()
 	if !ready {
 		if o.policy == nil {
-			return rep, errors.New("outputs.mysql: no [outputs.mysql.lifecycle] table configured")
+			return rep, errors.New("no [outputs.mysql.lifecycle] table configured")
 		}
-		return rep, errors.New("outputs.mysql: database not ready; the life-cycle pass waits")
+		return rep, errors.New("database not ready; the life-cycle pass waits")
 	}
 	cut := now.Add(-time.Duration(p.CompressAfter)).Unix()
 	for ctx.Err() == nil {
@@ -236,7 +236,7 @@ func (o *MySQL) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 		rep.CompressedRows += n
 		if err != nil {
 			rep.Took = time.Since(start)
-			return rep, fmt.Errorf("outputs.mysql: lifecycle: moving rows to %s: %w", o.archiveName(), err)
+			return rep, fmt.Errorf("lifecycle: moving rows to %s: %w", o.archiveName(), err)
 		}
 		if n < moveBatch {
 			break
@@ -252,7 +252,7 @@ func (o *MySQL) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 			rep.RolledUpRows += n
 			if err != nil {
 				rep.Took = time.Since(start)
-				return rep, fmt.Errorf("outputs.mysql: lifecycle: rolling up into %s: %w", o.tierName(r), err)
+				return rep, fmt.Errorf("lifecycle: rolling up into %s: %w", o.tierName(r), err)
 			}
 			if !more {
 				break
@@ -266,7 +266,7 @@ func (o *MySQL) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 				res, err := o.db.ExecContext(ctx, "DELETE FROM "+o.qtable(t)+" WHERE stamp_inserted < FROM_UNIXTIME(?) LIMIT 10000", dcut)
 				if err != nil {
 					rep.Took = time.Since(start)
-					return rep, fmt.Errorf("outputs.mysql: lifecycle: deleting from %s: %w", t, err)
+					return rep, fmt.Errorf("lifecycle: deleting from %s: %w", t, err)
 				}
 				n, _ := res.RowsAffected()
 				rep.DeletedRows += n

@@ -177,7 +177,7 @@ func (o *MySQL) registerMetrics(reg prometheus.Registerer) error {
 	for _, m := range []prometheus.Collector{o.m.bufferRows, o.m.bufferCap, o.m.spoolBytes, o.m.spoolCap,
 		o.m.written, o.m.transactions, o.m.retries, o.m.dropped, o.m.duplicates} {
 		if err := reg.Register(m); err != nil {
-			return fmt.Errorf("outputs.mysql: metrics: %w", err)
+			return fmt.Errorf("metrics: %w", err)
 		}
 	}
 	return nil
@@ -200,7 +200,7 @@ func (o *MySQL) Init(env *core.Env) error {
 		o.now = time.Now
 	}
 	if err := o.validate(); err != nil {
-		return fmt.Errorf("outputs.mysql: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	if err := o.registerMetrics(env.Metrics); err != nil {
 		return err
@@ -213,7 +213,7 @@ func (o *MySQL) Init(env *core.Env) error {
 	}
 	o.buf = newBuffer(dir, o.BufferRows, int64(o.SpoolSize))
 	if err := o.buf.open(0); err != nil {
-		return fmt.Errorf("outputs.mysql: %w", err)
+		return fmt.Errorf("%w", err)
 	}
 	if _, sz, n := o.buf.sizes(); n > 0 {
 		o.log.Info("rows from a previous run wait in the spool", "batches", n, "bytes", sz, "dir", dir)
@@ -428,12 +428,12 @@ func (o *MySQL) Connect(ctx context.Context) error {
 	if o.db == nil {
 		c, err := o.driverConfig()
 		if err != nil {
-			return core.Permanent(fmt.Errorf("outputs.mysql: %w", err))
+			return core.Permanent(fmt.Errorf("%w", err))
 		}
 		o.dsn = c
 		conn, err := driver.NewConnector(c)
 		if err != nil {
-			return core.Permanent(fmt.Errorf("outputs.mysql: %w", err))
+			return core.Permanent(fmt.Errorf("%w", err))
 		}
 		o.db = sql.OpenDB(conn)
 		o.db.SetMaxOpenConns(4)
@@ -479,7 +479,7 @@ func (o *MySQL) setupLocked(ctx context.Context) error {
 	}
 	if n == 0 {
 		if !o.CreateTable {
-			return core.Permanent(fmt.Errorf("outputs.mysql: database %q does not exist on %s: create it, or set create_table = true", o.Database, o.addr()))
+			return core.Permanent(fmt.Errorf("database %q does not exist on %s: create it, or set create_table = true", o.Database, o.addr()))
 		}
 		if _, err := o.db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(o.Database)); err != nil {
 			return o.classify(fmt.Errorf("creating database %s: %w", o.Database, err))
@@ -488,13 +488,13 @@ func (o *MySQL) setupLocked(ctx context.Context) error {
 	exists, err := o.lay.checkTable(ctx, o.db, o.Database, o.Table)
 	if err != nil {
 		if exists {
-			return core.Permanent(fmt.Errorf("outputs.mysql: %w", err))
+			return core.Permanent(fmt.Errorf("%w", err))
 		}
 		return o.classify(err)
 	}
 	if !exists {
 		if !o.CreateTable {
-			return core.Permanent(fmt.Errorf("outputs.mysql: table %s.%s does not exist: create it (pmacct's sql/pmacct-create-db_v9.mysql or examples/mysql/schema.sql), or set create_table = true", o.Database, o.Table))
+			return core.Permanent(fmt.Errorf("table %s.%s does not exist: create it (pmacct's sql/pmacct-create-db_v9.mysql or examples/mysql/schema.sql), or set create_table = true", o.Database, o.Table))
 		}
 		if _, err := o.db.ExecContext(ctx, o.lay.createTable(o.qtable(o.Table))); err != nil {
 			return o.classify(fmt.Errorf("creating table %s.%s: %w", o.Database, o.Table, err))
@@ -512,7 +512,7 @@ func (o *MySQL) setupLocked(ctx context.Context) error {
 	}
 	o.committed = uint64(seq.Int64)
 	if err := o.buf.open(o.committed); err != nil {
-		return core.Permanent(fmt.Errorf("outputs.mysql: %w", err))
+		return core.Permanent(fmt.Errorf("%w", err))
 	}
 	if o.policy != nil {
 		if err := o.setupLifecycle(ctx); err != nil {
@@ -533,17 +533,17 @@ func (o *MySQL) classify(err error) error {
 	if errors.As(err, &me) {
 		switch me.Number {
 		case 1045:
-			return core.Permanent(fmt.Errorf("outputs.mysql: %s refused user %q: wrong user or password (check user and password; ${ENV} in password is expanded)", o.addr(), o.User))
+			return core.Permanent(fmt.Errorf("%s refused user %q: wrong user or password (check user and password; ${ENV} in password is expanded)", o.addr(), o.User))
 		case 1044, 1142, 1227:
-			return core.Permanent(fmt.Errorf("outputs.mysql: user %q lacks a privilege on %s: %s (grant it, e.g. GRANT ALL ON %s.* TO '%s')", o.User, o.Database, me.Message, o.Database, o.User))
+			return core.Permanent(fmt.Errorf("user %q lacks a privilege on %s: %s (grant it, e.g. GRANT ALL ON %s.* TO '%s')", o.User, o.Database, me.Message, o.Database, o.User))
 		}
-		return fmt.Errorf("outputs.mysql: %s: %w", o.addr(), err)
+		return fmt.Errorf("%s: %w", o.addr(), err)
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return core.Permanent(fmt.Errorf("outputs.mysql: unknown database host %q: check host (the name does not resolve)", dnsErr.Name))
+		return core.Permanent(fmt.Errorf("unknown database host %q: check host (the name does not resolve)", dnsErr.Name))
 	}
-	return fmt.Errorf("outputs.mysql: cannot reach %s: %w", o.addr(), err)
+	return fmt.Errorf("cannot reach %s: %w", o.addr(), err)
 }
 
 // Write copies the batch's flow records into the buffer and returns; the
@@ -611,7 +611,7 @@ func (o *MySQL) Close(ctx context.Context) error {
 		if lost > 0 {
 			o.m.dropped.Add(float64(lost))
 			o.log.Error("rows lost at close: the database did not take them and the spool could not", "rows", lost, "err", serr)
-			err = fmt.Errorf("outputs.mysql: %d rows lost at close: %v", lost, serr)
+			err = fmt.Errorf("%d rows lost at close: %v", lost, serr)
 		} else if _, sz, n := o.buf.sizes(); n > 0 {
 			o.log.Warn("rows left in the spool for the next start", "batches", n, "bytes", sz)
 		}
