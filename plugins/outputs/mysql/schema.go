@@ -175,7 +175,7 @@ func newLayout(primitives []string, optimize bool) (layout, error) {
 		}
 		for _, n := range v9Columns {
 			c := allColumns[n]
-			if !chosen[n] {
+			if len(primitives) > 0 && !chosen[n] {
 				c = fakeColumn(c)
 			}
 			l.keys = append(l.keys, c)
