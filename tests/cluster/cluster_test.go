@@ -409,6 +409,9 @@ func TestReceiverRestart(t *testing.T) {
 	c.collectors[1] = start(t, "collector 2 (restarted)", victim.dir, victim.metrics, c.configs[1])
 	c.waitUp(3)
 	add(send(t, flowgenConfig(c.target(), 60_000, 43)))
+	if !strings.Contains(c.replicator.stderr.String(), "sent cached templates to a returning receiver") {
+		t.Error("the replicator did not send its cached templates to the returning collector")
+	}
 	got := c.stopAll()
 	if got[1].packets <= before.packets {
 		t.Errorf("restarted collector stored nothing new (%d packets before, %d after)", before.packets, got[1].packets)

@@ -359,7 +359,7 @@ func (t *Tee) probe(ctx context.Context, r *receiver) {
 			}
 		}
 		if r.up.Load() && time.Since(time.Unix(0, r.last.Load())) > timeout {
-			t.markDown(r, "no answer to probes for "+timeout.String())
+			t.markDown(r, "no answer to probes for "+timeout.String()+" (a receiver that is not inputs.replica never answers: set liveness = \"none\")")
 		}
 	}
 }
