@@ -444,3 +444,22 @@ func TestTransparent(t *testing.T) {
 		t.Errorf("collectors stored exporters %v; want both of %v", seen, exporters[:2])
 	}
 }
+
+// TestSamplingOptionsToAll: the sampling options (options template and
+// options data) reach every collector, so each renormalizes the data it
+// gets: the stored sums are the sent ones times the rate.
+func TestSamplingOptionsToAll(t *testing.T) {
+	for _, v := range []int{9, 10} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			c := newCluster(t, 3, "rr", false, "\n[[processors.sampling]]\n  default_rate = 1\n")
+			cfg := flowgenConfig(c.target(), 60_000, int64(60+v))
+			cfg.Version = v
+			cfg.SamplingRate = 10
+			tot := send(t, cfg)
+			got := c.stopAll()
+			tot.FlowPackets *= 10
+			tot.FlowBytes *= 10
+			checkExact(t, got, tot, c.collectors)
+		})
+	}
+}
