@@ -47,3 +47,25 @@ func TestExamples(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleConfigsCheck: `flowline config check` accepts every example
+// configuration with its compose defaults (host names that resolve only
+// inside compose are resolved when connecting, not when checking).
+func TestExampleConfigsCheck(t *testing.T) {
+	if flowlineBin == "" {
+		t.Skip("needs the binary")
+	}
+	wd, _ := os.Getwd()
+	files, _ := filepath.Glob(filepath.Join(wd, "..", "..", "examples", "cluster", "*", "*.toml"))
+	if len(files) < 5 {
+		t.Fatalf("found %d example configs", len(files))
+	}
+	dir := t.TempDir()
+	for _, f := range files {
+		cmd := exec.Command(flowlineBin, "config", "check", f)
+		cmd.Env = append(os.Environ(), "DATA_DIR="+dir, "STORE="+dir, "METRICS=127.0.0.1:0")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
+			t.Errorf("%s: %v\n%s", f, err, out)
+		}
+	}
+}

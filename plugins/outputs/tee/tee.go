@@ -122,7 +122,8 @@ type pool struct {
 
 type receiver struct {
 	addr   netip.AddrPort
-	name   string
+	name   string // as configured: the metrics' receiver label
+	pool   int
 	conn   *net.UDPConn
 	sa     syscall.SockaddrInet4
 	up     atomic.Bool
@@ -216,17 +217,14 @@ func (t *Tee) Init(env *core.Env) error {
 			p.filter = append(p.filter, pfx.Masked())
 		}
 		for _, rs := range pc.Receivers {
-			ua, err := net.ResolveUDPAddr("udp", rs)
-			if err != nil {
-				return fmt.Errorf("pool %d: receiver %q: %w", pc.ID, rs, err)
+			host, port, err := net.SplitHostPort(rs)
+			if err != nil || host == "" {
+				return fmt.Errorf("pool %d: receiver %q: want host:port", pc.ID, rs)
 			}
-			ap := ua.AddrPort()
-			ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-			if t.Transparent && !ap.Addr().Is4() {
-				return fmt.Errorf("pool %d: receiver %s: transparent mode sends IPv4 only", pc.ID, rs)
+			if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+				return fmt.Errorf("pool %d: receiver %q: bad port: %w", pc.ID, rs, err)
 			}
-			r := &receiver{addr: ap, name: ap.String()}
-			r.sa = syscall.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+			r := &receiver{name: rs, pool: pc.ID}
 			lv := []string{strconv.Itoa(pc.ID), r.name}
 			r.packets, r.templates, r.bytes, r.errors = pkts.WithLabelValues(lv...), tmpls.WithLabelValues(lv...), byts.WithLabelValues(lv...), errs.WithLabelValues(lv...)
 			r.upGauge = up.WithLabelValues(lv...)
@@ -255,7 +253,9 @@ func (t *Tee) Init(env *core.Env) error {
 	return nil
 }
 
-// Connect opens a connected UDP socket per receiver and starts the probes.
+// Connect resolves the receivers, opens a connected UDP socket per receiver
+// and starts the probes. A name that does not resolve yet (a collector
+// container not started) is an error the engine retries with backoff.
 func (t *Tee) Connect(ctx context.Context) error {
 	if t.stop != nil {
 		return nil
@@ -264,6 +264,16 @@ func (t *Tee) Connect(ctx context.Context) error {
 		if r.conn != nil {
 			continue
 		}
+		ua, err := net.ResolveUDPAddr("udp", r.name)
+		if err != nil {
+			return fmt.Errorf("pool %d: receiver %s: %w", r.pool, r.name, err)
+		}
+		ap := ua.AddrPort()
+		r.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+		if t.Transparent && !r.addr.Addr().Is4() {
+			return core.Permanent(fmt.Errorf("pool %d: receiver %s: transparent mode sends IPv4 only", r.pool, r.name))
+		}
+		r.sa = syscall.SockaddrInet4{Addr: r.addr.Addr().As4(), Port: int(r.addr.Port())}
 		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(r.addr))
 		if err != nil {
 			return fmt.Errorf("receiver %s: %w", r.name, err)

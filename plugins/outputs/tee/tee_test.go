@@ -329,6 +329,7 @@ func TestBadConfig(t *testing.T) {
 		"balance":      {Liveness: "none", Pools: []Pool{{ID: 1, Receivers: []string{"127.0.0.1:1"}, Balance: "random"}}},
 		"no receivers": {Liveness: "none", Pools: []Pool{{ID: 1}}},
 		"receiver":     {Liveness: "none", Pools: []Pool{{ID: 1, Receivers: []string{"nowhere"}}}},
+		"port":         {Liveness: "none", Pools: []Pool{{ID: 1, Receivers: []string{"127.0.0.1:70000"}}}},
 		"exporter":     {Liveness: "none", Pools: []Pool{{ID: 1, Receivers: []string{"127.0.0.1:1"}, Exporters: []string{"x"}}}},
 		"duplicate":    {Liveness: "none", Pools: []Pool{{ID: 1, Receivers: []string{"127.0.0.1:1"}}, {ID: 1, Receivers: []string{"127.0.0.1:2"}}}},
 		"liveness":     {Liveness: "icmp", Pools: []Pool{{ID: 1, Receivers: []string{"127.0.0.1:1"}}}},

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +23,8 @@ import (
 // template it already has (the echo of its own share) does not share again,
 // so sharing settles after one round.
 type sharer struct {
-	to     []netip.AddrPort
+	names  []string         // as configured
+	to     []netip.AddrPort // resolved; invalid until the name resolves
 	conn   *net.UDPConn
 	errLog *ratelog.Limiter
 	shared prometheus.Counter
@@ -37,12 +39,15 @@ func newSharer(addrs []string, env *core.Env) (*sharer, error) {
 			Help: "Template datagrams that could not be sent to share_to."}),
 	}
 	for _, a := range addrs {
-		ua, err := net.ResolveUDPAddr("udp", a)
-		if err != nil {
-			return nil, fmt.Errorf("share_to %q: %w", a, err)
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" {
+			return nil, fmt.Errorf("share_to %q: want host:port", a)
 		}
-		ap := ua.AddrPort()
-		s.to = append(s.to, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return nil, fmt.Errorf("share_to %q: bad port: %w", a, err)
+		}
+		s.names = append(s.names, a)
+		s.to = append(s.to, netip.AddrPort{})
 	}
 	conn, err := net.ListenUDP("udp", nil)
 	if err != nil {
@@ -78,7 +83,20 @@ func (s *sharer) send(sets []netflow.TemplateSet) {
 		s.errLog.Log(slog.LevelWarn, "cannot share templates", "err", err)
 		return
 	}
-	for _, to := range s.to {
+	for i, to := range s.to {
+		if !to.IsValid() {
+			// Resolved when first needed: a peer's name may not resolve
+			// before its container starts.
+			ua, err := net.ResolveUDPAddr("udp", s.names[i])
+			if err != nil {
+				s.errors.Inc()
+				s.errLog.Log(slog.LevelWarn, "cannot share templates: share_to does not resolve", "to", s.names[i], "err", err)
+				continue
+			}
+			ap := ua.AddrPort()
+			to = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			s.to[i] = to
+		}
 		ok := true
 		for _, dg := range dgs {
 			if _, err := s.conn.WriteToUDPAddrPort(dg, to); err != nil {
