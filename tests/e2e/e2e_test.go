@@ -1,3 +1,6 @@
+// Package e2e runs the real flowline binary: flowgen sends flows over
+// loopback, flowline aggregates and prints them, and the tests check every
+// total after a SIGTERM shutdown.
 package e2e
 
 import (
@@ -10,6 +13,15 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/internal/flowgen"
+	"github.com/flowline/flowline/internal/testbin"
+)
+
+var (
+	startCollector = testbin.Start
+	freeUDPPort    = func(t *testing.T) int { return testbin.FreeUDPPort(t) }
+	freeTCPPort    = func(t *testing.T) int { return testbin.FreeTCPPort(t) }
+	sums           = func(t *testing.T, path string) (int, uint64, uint64) { return testbin.Sums(t, path) }
+	metric         = func(t *testing.T, addr, name string) float64 { return testbin.Metric(t, addr, name) }
 )
 
 // collectorConfig is a collector on udpPort that aggregates 5-tuples and
@@ -56,14 +68,14 @@ func send(t *testing.T, cfg flowgen.Config) flowgen.Totals {
 
 // checkTotals stops the collector and compares the printed sums with what
 // flowgen sent, times the sampling rate.
-func checkTotals(t *testing.T, c *collector, dir string, tot flowgen.Totals, rate uint64) {
+func checkTotals(t *testing.T, c *testbin.Process, dir string, tot flowgen.Totals, rate uint64) {
 	t.Helper()
 	time.Sleep(300 * time.Millisecond) // let the last datagrams leave the socket buffer
-	c.stop()
+	c.Stop()
 	lines, pkts, bytes := sums(t, filepath.Join(dir, "flows.jsonl"))
 	if pkts != tot.FlowPackets*rate || bytes != tot.FlowBytes*rate {
 		t.Fatalf("stored %d packets, %d bytes in %d lines; flowgen sent %d packets, %d bytes (x%d = %d, %d)\n%s",
-			pkts, bytes, lines, tot.FlowPackets, tot.FlowBytes, rate, tot.FlowPackets*rate, tot.FlowBytes*rate, c.stderr.String())
+			pkts, bytes, lines, tot.FlowPackets, tot.FlowBytes, rate, tot.FlowPackets*rate, tot.FlowBytes*rate, c.Log())
 	}
 	t.Logf("%d flows -> %d aggregated lines; %d packets, %d bytes exact", tot.Flows, lines, pkts, bytes)
 }
@@ -126,7 +138,7 @@ func TestTemplatesSurviveRestart(t *testing.T) {
 	c := startCollector(t, dir, cfg)
 	send(t, flowgen.Config{Target: fmt.Sprintf("127.0.0.1:%d", port), Version: 9, Flows: 3000, Seed: 11, SourceIDs: 2, Rate: 100_000})
 	time.Sleep(200 * time.Millisecond)
-	c.stop()
+	c.Stop()
 	_, before, _ := sums(t, filepath.Join(dir, "flows.jsonl"))
 
 	c = startCollector(t, dir, cfg)
@@ -159,10 +171,10 @@ func TestTemplatesSurviveRestart(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
-	c.stop()
+	c.Stop()
 	_, after, afterBytes := sums(t, filepath.Join(dir, "flows.jsonl"))
 	if got := after - before; got != wantPkts {
-		t.Fatalf("after restart %d packets stored from data-only datagrams, want %d (bytes total %d, want +%d)\n%s", got, wantPkts, afterBytes, wantBytes, c.stderr.String())
+		t.Fatalf("after restart %d packets stored from data-only datagrams, want %d (bytes total %d, want +%d)\n%s", got, wantPkts, afterBytes, wantBytes, c.Log())
 	}
 }
 
@@ -217,10 +229,10 @@ func TestBadInputIsCountedAndSkipped(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	malformed := metric(t, maddr, "flowline_templates_malformed_packets_total")
-	c.stop()
+	c.Stop()
 	_, pkts, bytes := sums(t, filepath.Join(dir, "flows.jsonl"))
 	if pkts != wantPkts || bytes != wantBytes {
-		t.Fatalf("with bad input interleaved: stored %d packets %d bytes, want %d %d\n%s", pkts, bytes, wantPkts, wantBytes, c.stderr.String())
+		t.Fatalf("with bad input interleaved: stored %d packets %d bytes, want %d %d\n%s", pkts, bytes, wantPkts, wantBytes, c.Log())
 	}
 	// Random bytes can by chance be a valid (empty) datagram; a truncated v9
 	// or IPFIX datagram always fails its length checks.

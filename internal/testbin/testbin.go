@@ -1,0 +1,253 @@
+// Package testbin runs the real flowline binary for end-to-end tests: it
+// builds it once per test process, starts it with a configuration, waits
+// until the pipeline runs, and stops it with SIGTERM, requiring a clean exit.
+package testbin
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// RepoRoot is the repository's root directory (found from this file).
+func RepoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Flowline builds cmd/flowline once per test process and returns its path.
+// Under -short it skips the test: end-to-end runs are not the quick loop.
+func Flowline(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "flowline-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "flowline")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/flowline")
+		cmd.Dir = RepoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build flowline: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// Process is a running flowline.
+type Process struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Start writes config to dir/flowline.toml and runs `flowline run --config`
+// in dir, waiting up to 20 s for the pipeline to run. The process is killed
+// at the end of the test if it still runs.
+func Start(t testing.TB, dir, config string) *Process {
+	t.Helper()
+	bin := Flowline(t)
+	path := filepath.Join(dir, "flowline.toml")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &Process{t: t, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, "run", "--config", path)
+	p.cmd.Dir = dir
+	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout = io.Discard
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.stderr.String(), "pipeline running") {
+		select {
+		case err := <-p.done:
+			t.Fatalf("flowline exited at start: %v\n%s", err, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flowline did not start within 20s:\n%s", p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+// Log is what the process wrote to stderr so far.
+func (p *Process) Log() string { return p.stderr.String() }
+
+// Stop sends SIGTERM and requires exit code 0 within 60 s.
+func (p *Process) Stop() {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		p.t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			p.t.Fatalf("flowline exited with %v after SIGTERM:\n%s", err, p.stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = p.cmd.Process.Kill()
+		p.t.Fatalf("flowline did not exit within 60s of SIGTERM:\n%s", p.stderr.String())
+	}
+}
+
+// FreeUDPPort returns a loopback UDP port that was free a moment ago.
+func FreeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// FreeTCPPort returns a loopback TCP port that was free a moment ago.
+func FreeTCPPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// ReadJSONLines parses a file of JSON objects, one per line.
+func ReadJSONLines(t testing.TB, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var rows []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var row map[string]any
+		d := json.NewDecoder(bytes.NewReader(sc.Bytes()))
+		d.UseNumber()
+		if err := d.Decode(&row); err != nil {
+			t.Fatalf("%s line %d: %v: %s", path, len(rows)+1, err, sc.Text())
+		}
+		rows = append(rows, row)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// Sums reads a pmacct JSON lines file and returns the line count and the
+// sums of packets and bytes.
+func Sums(t testing.TB, path string) (lines int, packets, bytes uint64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var row struct {
+			Packets uint64 `json:"packets"`
+			Bytes   uint64 `json:"bytes"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			t.Fatalf("%s line %d: %v: %s", path, lines+1, err, sc.Text())
+		}
+		lines++
+		packets += row.Packets
+		bytes += row.Bytes
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+// Metric scrapes /metrics at addr and returns the sum of the samples of name
+// (over all label sets). It fails the test when name is not exposed.
+func Metric(t testing.TB, addr, name string) float64 {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+	body, _ := io.ReadAll(conn)
+	var sum float64
+	found := false
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, name) || len(line) == len(name) || (line[len(name)] != ' ' && line[len(name)] != '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		var v float64
+		if _, err := fmt.Sscan(f[len(f)-1], &v); err == nil {
+			sum += v
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("metric %s not exposed at %s", name, addr)
+	}
+	return sum
+}
