@@ -127,6 +127,8 @@ type MySQL struct {
 	compactMu sync.Mutex
 	cancelRun context.CancelFunc
 	stmtBuf   []byte
+	tupBuf    []byte
+	tups      []tuple
 	headSQL   string
 	now       func() time.Time
 }

@@ -1,15 +1,24 @@
 package mysql
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
 )
+
+// tuple is one formatted row in writeTx's arena.
+type tuple struct {
+	stamp      int64
+	start, end int
+}
 
 // Backoff bounds of the flusher's retries.
 const (
@@ -199,20 +208,39 @@ func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert
 		stmt, rowsIn = append(stmt[:0], head...), 0
 		return err
 	}
+	// Format every row, then sort by the table's primary key order (the
+	// stamp, then the values as the server compares them, near enough):
+	// neighbouring rows land on the same index pages, which makes the
+	// upsert faster and leaves the pages fuller.
+	arena := o.tupBuf[:0]
+	tups := o.tups[:0]
 	for _, c := range group {
 		for i := range c.rows {
-			if rowsIn > 0 {
-				stmt = append(stmt, ',')
-			}
-			stmt = o.appendValues(stmt, &c.rows[i])
-			rowsIn++
-			if len(stmt)+len(tail) > o.stmtMax-1024 {
-				if err := flush(); err != nil {
-					return err
-				}
+			r := &c.rows[i]
+			start := len(arena)
+			arena = o.appendValues(arena, r)
+			tups = append(tups, tuple{r.Inserted, start, len(arena)})
+		}
+	}
+	slices.SortFunc(tups, func(a, b tuple) int {
+		if a.stamp != b.stamp {
+			return cmp.Compare(a.stamp, b.stamp)
+		}
+		return bytes.Compare(arena[a.start:a.end], arena[b.start:b.end])
+	})
+	for _, t := range tups {
+		if rowsIn > 0 {
+			stmt = append(stmt, ',')
+		}
+		stmt = append(stmt, arena[t.start:t.end]...)
+		rowsIn++
+		if len(stmt)+len(tail) > o.stmtMax-1024 {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 	}
+	o.tupBuf, o.tups = arena[:0], tups[:0]
 	if err := flush(); err != nil {
 		return err
 	}
