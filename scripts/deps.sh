@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages the integration tests need, where missing:
 # pmacct (nfacctd, the reference for the print and MySQL drop-in checks) and
-# mariadb-server (scripts/mariadb.sh runs one of its own for outputs.mysql).
+# mariadb-server (scripts/mariadb.sh runs one of its own for outputs.mysql),
+# nginx with its stream module (the UDP load balancer of examples/cluster),
+# jq (the example scripts sum JSON lines with it).
 # Runs as root (CI and the development machines are root); otherwise it
 # says what to install and leaves it to the user.
 set -euo pipefail
@@ -9,6 +11,9 @@ set -euo pipefail
 need=()
 command -v nfacctd >/dev/null 2>&1 || [ -x /usr/sbin/nfacctd ] || need+=(pmacct)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server mariadb-client)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

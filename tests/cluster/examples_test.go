@@ -17,6 +17,9 @@ func TestExamples(t *testing.T) {
 		t.Skip("needs the binary")
 	}
 	if _, err := exec.LookPath("jq"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and jq is missing (scripts/deps.sh installs it)")
+		}
 		t.Skip("the example scripts need jq")
 	}
 	wd, _ := os.Getwd()
@@ -38,6 +41,9 @@ func TestExamples(t *testing.T) {
 				t.Fatalf("%s did not finish within 3 minutes:\n%s", d, out)
 			}
 			if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 2 && strings.Contains(string(out), "nginx") {
+				if os.Getenv("CI") == "true" {
+					t.Fatalf("CI=true and nginx is missing (scripts/deps.sh installs it): %s", strings.TrimSpace(string(out)))
+				}
 				t.Skipf("%s", strings.TrimSpace(string(out)))
 			}
 			if err != nil || !strings.Contains(string(out), "OK: totals exact") {
