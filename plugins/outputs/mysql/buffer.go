@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // chunk is the rows of one Write, numbered in arrival order. A chunk lives
@@ -50,6 +51,8 @@ type buffer struct {
 	nextSeq  uint64
 	notify   chan struct{}
 	scratch  []byte
+	// lastPush is when the newest chunk arrived (Unix nanoseconds).
+	lastPush int64
 }
 
 func newBuffer(dir string, maxRows int, maxSpool int64) *buffer {
@@ -115,6 +118,7 @@ func (b *buffer) push(rows []row) (dropped int, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c := &chunk{seq: b.nextSeq, rows: rows, updated: rows[0].Updated, n: len(rows)}
+	b.lastPush = time.Now().UnixNano()
 	if len(b.spool) == 0 && (b.memRows+len(rows) <= b.maxRows || b.memRows == 0) {
 		b.nextSeq++
 		b.mem = append(b.mem, c)
@@ -340,4 +344,11 @@ func (b *buffer) dropCommitted(seq uint64) {
 		os.Remove(b.spool[0].file)
 		b.spool = b.spool[1:]
 	}
+}
+
+// quietFor reports how long no chunk has arrived.
+func (b *buffer) quietFor() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return time.Duration(time.Now().UnixNano() - b.lastPush)
 }

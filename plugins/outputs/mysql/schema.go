@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -33,6 +34,10 @@ type column struct {
 	// fromArchive is the SQL expression that turns the archive column back
 	// into the acct form, for the acct_all view.
 	fromArchive string
+	// appendKey appends the value as the server orders it in an index
+	// (text then a 0 byte, numbers big-endian), for sorting rows into the
+	// primary key's order; nil for constant columns.
+	appendKey func(b []byte, r *row) []byte
 	// toArchive, when set, is the SQL expression that turns the acct column
 	// into the archive's form (else the type decides).
 	toArchive string
@@ -49,7 +54,8 @@ var v9Key = []string{"tag", "class_id", "mac_src", "mac_dst", "vlan", "as_src", 
 
 func uintCol(name, typ, archiveType string, f core.Field, get func(r *row) uint64) column {
 	app := func(b []byte, r *row) []byte { return strconv.AppendUint(b, get(r), 10) }
-	return column{name: name, typ: typ, archiveType: archiveType, field: f, appendValue: app, appendArchive: app, fromArchive: name}
+	return column{name: name, typ: typ, archiveType: archiveType, field: f, appendValue: app, appendArchive: app, fromArchive: name,
+		appendKey: func(b []byte, r *row) []byte { return binary.BigEndian.AppendUint64(b, get(r)) }}
 }
 
 func addrCol(name string, f core.Field, get func(r *row) netip.Addr) column {
@@ -67,6 +73,7 @@ func addrCol(name string, f core.Field, get func(r *row) netip.Addr) column {
 			return appendHex(b, a.Unmap().AsSlice())
 		},
 		fromArchive: "INET6_NTOA(" + name + ")",
+		appendKey:   func(b []byte, r *row) []byte { return append(appendAddr(b, get(r)), 0) },
 	}
 }
 
@@ -78,6 +85,7 @@ func macCol(name string, f core.Field, get func(r *row) *[6]byte) column {
 			return append(b, '\'')
 		},
 		appendArchive: func(b []byte, r *row) []byte { m := get(r); return appendHex(b, m[:]) },
+		appendKey:     func(b []byte, r *row) []byte { return append(appendMAC(b, get(r)), 0) },
 		fromArchive:   "LOWER(CONCAT_WS(':', HEX(SUBSTR(" + name + ",1,1)), HEX(SUBSTR(" + name + ",2,1)), HEX(SUBSTR(" + name + ",3,1)), HEX(SUBSTR(" + name + ",4,1)), HEX(SUBSTR(" + name + ",5,1)), HEX(SUBSTR(" + name + ",6,1))))",
 	}
 }
@@ -113,6 +121,7 @@ var allColumns = func() map[string]column {
 				return append(b, '\'')
 			},
 			appendArchive: func(b []byte, r *row) []byte { return strconv.AppendUint(b, uint64(r.Proto), 10) },
+			appendKey:     func(b []byte, r *row) []byte { return append(appendProto(b, r.Proto), 0) },
 			fromArchive:   protoCase("ip_proto"),
 		},
 		uintCol("tos", "INT(4) UNSIGNED NOT NULL", "TINYINT UNSIGNED NOT NULL", core.FieldTOS, func(r *row) uint64 { return uint64(r.TOS) }),
@@ -220,7 +229,27 @@ func fakeColumn(c column) column {
 		lit = "0"
 	}
 	c.appendValue = func(b []byte, _ *row) []byte { return append(b, lit...) }
+	c.appendKey = nil
 	return c
+}
+
+// appendSortKey appends r's primary key as bytes that sort as the server
+// sorts the key (for ascii_bin and the case-insensitive collations alike:
+// the text Flowline writes is lower case).
+func (l layout) appendSortKey(b []byte, r *row) []byte {
+	stamp := func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, uint64(r.Inserted)^1<<63) }
+	if l.stampFirst {
+		b = stamp(b)
+	}
+	for _, c := range l.keys {
+		if c.appendKey != nil && c.name != "tcp_flags" {
+			b = c.appendKey(b, r)
+		}
+	}
+	if !l.stampFirst {
+		b = stamp(b)
+	}
+	return b
 }
 
 // names lists the layout's column names (keys, counters, stamps).

@@ -2,7 +2,6 @@ package mysql
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,9 +15,15 @@ import (
 
 // tuple is one formatted row in writeTx's arena.
 type tuple struct {
-	stamp      int64
+	r          *row
 	start, end int
 }
+
+// A refresh gathers until no batch came for linger, at most maxLinger.
+const (
+	linger    = 100 * time.Millisecond
+	maxLinger = time.Second
+)
 
 // Backoff bounds of the flusher's retries.
 const (
@@ -67,6 +72,11 @@ func (o *MySQL) flusher() {
 			wait(backoff)
 			backoff = min(2*backoff, maxBackoff)
 			continue
+		}
+		// Let a refresh that is still arriving (the aggregate emits it in
+		// batches) gather, so that it goes in one sorted transaction.
+		for lingered := time.Duration(0); !stopping && lingered < maxLinger && o.buf.quietFor() < linger; lingered += linger / 4 {
+			time.Sleep(linger / 4)
 		}
 		group, err := o.buf.head(o.TransactionRows)
 		if err != nil {
@@ -208,31 +218,26 @@ func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert
 		stmt, rowsIn = append(stmt[:0], head...), 0
 		return err
 	}
-	// Format every row, then sort by the table's primary key order (the
-	// stamp, then the values as the server compares them, near enough):
-	// neighbouring rows land on the same index pages, which makes the
-	// upsert faster and leaves the pages fuller.
+	// Sort the rows into the primary key's order: they then append to the
+	// index pages in sequence (pages fill up instead of splitting in
+	// half), which makes the upsert faster and the table smaller.
 	arena := o.tupBuf[:0]
 	tups := o.tups[:0]
 	for _, c := range group {
 		for i := range c.rows {
-			r := &c.rows[i]
 			start := len(arena)
-			arena = o.appendValues(arena, r)
-			tups = append(tups, tuple{r.Inserted, start, len(arena)})
+			arena = o.lay.appendSortKey(arena, &c.rows[i])
+			tups = append(tups, tuple{r: &c.rows[i], start: start, end: len(arena)})
 		}
 	}
 	slices.SortFunc(tups, func(a, b tuple) int {
-		if a.stamp != b.stamp {
-			return cmp.Compare(a.stamp, b.stamp)
-		}
 		return bytes.Compare(arena[a.start:a.end], arena[b.start:b.end])
 	})
 	for _, t := range tups {
 		if rowsIn > 0 {
 			stmt = append(stmt, ',')
 		}
-		stmt = append(stmt, arena[t.start:t.end]...)
+		stmt = o.appendValues(stmt, t.r)
 		rowsIn++
 		if len(stmt)+len(tail) > o.stmtMax-1024 {
 			if err := flush(); err != nil {
@@ -240,6 +245,7 @@ func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert
 			}
 		}
 	}
+	clear(tups)
 	o.tupBuf, o.tups = arena[:0], tups[:0]
 	if err := flush(); err != nil {
 		return err
