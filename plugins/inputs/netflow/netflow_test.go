@@ -112,8 +112,8 @@ func TestReceivesDatagramsWithExporter(t *testing.T) {
 
 func TestSeveralSocketsShareThePort(t *testing.T) {
 	n := newInput(t, "127.0.0.1:0", 3)
-	if len(n.conns) != 3 {
-		t.Fatalf("%d sockets open, want 3", len(n.conns))
+	if n.udp.Open() != 3 {
+		t.Fatalf("%d sockets open, want 3", n.udp.Open())
 	}
 	got := receive(t, n, func(addr net.Addr) {
 		// Different source ports spread over the sockets.

@@ -24,14 +24,11 @@ import (
 	"context"
 	_ "embed"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +38,7 @@ import (
 	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
 	"github.com/flowline/flowline/plugins/common/envelope"
+	"github.com/flowline/flowline/plugins/common/udpin"
 )
 
 //go:embed sample.toml
@@ -58,12 +56,6 @@ func init() {
 	})
 }
 
-// maxDatagram is the largest UDP payload.
-const maxDatagram = 65535
-
-// soReusePort is SO_REUSEPORT on Linux, which package syscall does not name.
-const soReusePort = 0xf
-
 // Replica is the input and its configuration.
 type Replica struct {
 	Address       string          `toml:"address"`
@@ -72,12 +64,10 @@ type Replica struct {
 	BatchPackets  int             `toml:"batch_packets"`
 	FlushInterval config.Duration `toml:"flush_interval"`
 
-	name  string
-	log   *slog.Logger
-	bad   *ratelog.Limiter
-	mu    sync.Mutex
-	conns []*net.UDPConn
-	m     struct {
+	udp udpin.Listener
+	log *slog.Logger
+	bad *ratelog.Limiter
+	m   struct {
 		enveloped, plain, templates, probes, junk prometheus.Counter
 	}
 }
@@ -90,24 +80,23 @@ var (
 // Init validates the configuration and registers the metrics.
 func (r *Replica) Init(env *core.Env) error {
 	r.log = slog.Default()
+	r.udp = udpin.Listener{
+		Address:       r.Address,
+		Sockets:       r.Sockets,
+		ReadBuffer:    int(r.ReadBuffer),
+		BatchPackets:  r.BatchPackets,
+		FlushInterval: time.Duration(r.FlushInterval),
+	}
 	if env != nil {
-		r.name = env.Name
+		r.udp.Input = env.Name
 		if env.Logger != nil {
 			r.log = env.Logger
 		}
 	}
+	r.udp.Log = r.log
 	r.bad = ratelog.New(r.log, 10*time.Second)
-	if _, err := net.ResolveUDPAddr("udp", r.Address); err != nil {
-		return fmt.Errorf("address %q: %w", r.Address, err)
-	}
-	if r.Sockets < 1 || r.Sockets > 64 {
-		return fmt.Errorf("sockets = %d: want 1 to 64", r.Sockets)
-	}
-	if r.BatchPackets < 1 {
-		return fmt.Errorf("batch_packets = %d: want at least 1", r.BatchPackets)
-	}
-	if r.FlushInterval <= 0 {
-		return errors.New("flush_interval must be positive")
+	if err := r.udp.Validate(); err != nil {
+		return err
 	}
 	c := func(name, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "replica", Name: name, Help: help})
@@ -129,192 +118,60 @@ func (r *Replica) Init(env *core.Env) error {
 
 // Listen opens the sockets. Start calls it; tests call it first to learn the
 // bound address when the configured port is 0.
-func (r *Replica) Listen(ctx context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.conns) > 0 {
-		return nil
-	}
-	lc := net.ListenConfig{}
-	addr := r.Address
-	if r.Sockets > 1 {
-		lc.Control = reusePort
-	}
-	for i := 0; i < r.Sockets; i++ {
-		pc, err := lc.ListenPacket(ctx, "udp", addr)
-		if err != nil {
-			r.closeLocked()
-			return fmt.Errorf("listen on %s: %w", addr, err)
-		}
-		conn := pc.(*net.UDPConn)
-		r.setReadBuffer(conn)
-		r.conns = append(r.conns, conn)
-		addr = conn.LocalAddr().String()
-	}
-	return nil
-}
+func (r *Replica) Listen(ctx context.Context) error { return r.udp.Listen(ctx) }
 
 // Addr is the address the first socket is bound to (after Listen).
-func (r *Replica) Addr() net.Addr {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.conns) == 0 {
-		return nil
-	}
-	return r.conns[0].LocalAddr()
-}
-
-func reusePort(_, _ string, c syscall.RawConn) error {
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
-	}); err != nil {
-		return err
-	}
-	return serr
-}
-
-func (r *Replica) setReadBuffer(conn *net.UDPConn) {
-	want := int(r.ReadBuffer)
-	if want <= 0 {
-		return
-	}
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return
-	}
-	var got int
-	_ = raw.Control(func(fd uintptr) {
-		if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, want) != nil {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, want)
-		}
-		got, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-	})
-	if got/2 < want {
-		r.log.Warn("socket read buffer smaller than read_buffer; raise net.core.rmem_max or run as root", "want", want, "got", got/2)
-	}
-}
+func (r *Replica) Addr() net.Addr { return r.udp.Addr() }
 
 // Start reads every socket until ctx ends or Stop closes them.
 func (r *Replica) Start(ctx context.Context, emit func(*core.Batch) bool) error {
-	if err := r.Listen(ctx); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	conns := append([]*net.UDPConn(nil), r.conns...)
-	r.mu.Unlock()
-	r.log.Info("listening", "address", conns[0].LocalAddr().String(), "sockets", len(conns))
-	stop := context.AfterFunc(ctx, func() { _ = r.Stop(context.Background()) })
-	defer stop()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(conns))
-	for _, c := range conns {
-		wg.Add(1)
-		go func(c *net.UDPConn) {
-			defer wg.Done()
-			if err := r.read(c, emit); err != nil {
-				errs <- err
-			}
-		}(c)
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
-
-// read is one socket's receive loop.
-func (r *Replica) read(c *net.UDPConn, emit func(*core.Batch) bool) error {
-	flush := time.Duration(r.FlushInterval)
+	// Sockets are read by goroutines of their own: they share the reply buffer.
+	var mu sync.Mutex
 	reply := make([]byte, 0, 512)
-	var b *core.Batch
-	send := func() {
-		if b != nil && len(b.Packets) > 0 {
-			emit(b)
-			b = nil
-		}
-		_ = c.SetReadDeadline(time.Time{})
-	}
-	defer func() {
-		if b != nil {
-			if len(b.Packets) > 0 {
-				emit(b)
-			} else {
-				b.Release()
-			}
-		}
-	}()
-	for {
-		if b == nil {
-			b = core.NewBatch()
-		}
-		if cap(b.Arena)-len(b.Arena) < maxDatagram {
-			send()
-			continue
-		}
-		off := len(b.Arena)
-		buf := b.Arena[off : off+maxDatagram]
-		size, from, err := c.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				send()
-				continue
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("read: %w", err)
-		}
-		now := time.Now()
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		data := buf[:size:size]
-		pkt := core.Packet{Data: data, Exporter: from, Received: now.UnixNano(), Input: r.name}
+	return r.udp.Run(ctx, emit, func(rd *udpin.Reader, pkt *core.Packet) bool {
+		data, from := pkt.Data, pkt.Exporter
 		switch {
 		case envelope.IsEnvelope(data):
 			h, payload, err := envelope.Parse(data)
 			if err != nil {
 				r.m.junk.Inc()
 				r.bad.Log(slog.LevelWarn, "bad envelope skipped", "from", from.String(), "err", err)
-				continue
+				return false
 			}
 			switch h.Type {
 			case envelope.TypeProbe:
-				reply = envelope.AppendHeader(reply[:0], envelope.TypeProbeReply, netip.AddrPort{}, now.UnixNano())
+				mu.Lock()
+				reply = envelope.AppendHeader(reply[:0], envelope.TypeProbeReply, netip.AddrPort{}, pkt.Received)
 				reply = append(reply, payload[:min(len(payload), 256)]...)
-				_, _ = c.WriteToUDPAddrPort(reply, from)
+				_, _ = rd.Conn.WriteToUDPAddrPort(reply, from)
+				mu.Unlock()
 				r.m.probes.Inc()
-				continue
+				return false
 			case envelope.TypeProbeReply:
-				continue
+				return false
 			case envelope.TypeTemplates:
-				b = r.templates(payload, from, now, b, emit)
-				continue
+				rd.Batch = r.templates(payload, from, time.Unix(0, pkt.Received), rd.Batch, rd.Emit)
+				return false
 			}
 			if !isNetFlow(payload) {
 				r.m.junk.Inc()
 				r.bad.Log(slog.LevelWarn, "envelope without a NetFlow datagram skipped", "from", from.String())
-				continue
+				return false
 			}
 			r.m.enveloped.Inc()
 			pkt.Data, pkt.Exporter = payload, h.Exporter
 			if h.Received != 0 {
 				pkt.Received = h.Received
 			}
+			return true
 		case isNetFlow(data):
 			r.m.plain.Inc()
-		default:
-			r.m.junk.Inc()
-			r.bad.Log(slog.LevelWarn, "datagram that is neither an envelope nor NetFlow skipped", "from", from.String(), "bytes", size)
-			continue
+			return true
 		}
-		if len(b.Packets) == 0 {
-			_ = c.SetReadDeadline(now.Add(flush))
-		}
-		b.Arena = b.Arena[:off+size]
-		b.Packets = append(b.Packets, pkt)
-		if len(b.Packets) >= r.BatchPackets {
-			send()
-		}
-	}
+		r.m.junk.Inc()
+		r.bad.Log(slog.LevelWarn, "datagram that is neither an envelope nor NetFlow skipped", "from", from.String(), "bytes", len(data))
+		return false
+	})
 }
 
 // templates decodes a template envelope and appends one template datagram
@@ -350,7 +207,7 @@ func (r *Replica) templates(payload []byte, from netip.AddrPort, now time.Time, 
 			Data:     b.Arena[off:len(b.Arena):len(b.Arena)],
 			Exporter: netip.AddrPortFrom(g[0].Exporter, 0),
 			Received: now.UnixNano(),
-			Input:    r.name,
+			Input:    r.udp.Input,
 		})
 	}
 	if len(b.Packets) > 0 {
@@ -374,15 +231,6 @@ func isNetFlow(data []byte) bool {
 
 // Stop closes the sockets; the read loops emit what they hold and return.
 func (r *Replica) Stop(context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closeLocked()
+	r.udp.Stop()
 	return nil
-}
-
-func (r *Replica) closeLocked() {
-	for _, c := range r.conns {
-		_ = c.Close()
-	}
-	r.conns = nil
 }

@@ -1,0 +1,262 @@
+// Package udpin is the UDP receive path that inputs.netflow and
+// inputs.replica share: one or more sockets on one address (SO_REUSEPORT),
+// a large socket buffer, and one goroutine per socket reading datagrams
+// straight into the arena of a pooled batch, so that the read path allocates
+// nothing per datagram. A batch is handed on when it is full or
+// FlushInterval after its first datagram.
+package udpin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/flowline/flowline/core"
+)
+
+// MaxDatagram is the largest UDP payload.
+const MaxDatagram = 65535
+
+// soReusePort is SO_REUSEPORT on Linux, which package syscall does not name.
+const soReusePort = 0xf
+
+// Listener is the socket side of a UDP input. Set the exported fields, call
+// Validate in the input's Init and Run in its Start.
+type Listener struct {
+	Address       string
+	Sockets       int
+	ReadBuffer    int
+	BatchPackets  int
+	FlushInterval time.Duration
+	// Input names the packets (Packet.Input).
+	Input string
+	Log   *slog.Logger
+
+	mu    sync.Mutex
+	conns []*net.UDPConn
+}
+
+// Validate checks the settings.
+func (l *Listener) Validate() error {
+	if _, err := net.ResolveUDPAddr("udp", l.Address); err != nil {
+		return fmt.Errorf("address %q: %w", l.Address, err)
+	}
+	if l.Sockets < 1 || l.Sockets > 64 {
+		return fmt.Errorf("sockets = %d: want 1 to 64", l.Sockets)
+	}
+	if l.BatchPackets < 1 {
+		return fmt.Errorf("batch_packets = %d: want at least 1", l.BatchPackets)
+	}
+	if l.FlushInterval <= 0 {
+		return errors.New("flush_interval must be positive")
+	}
+	return nil
+}
+
+// Listen opens the sockets. Run calls it; tests call it first to learn the
+// bound address when the configured port is 0.
+func (l *Listener) Listen(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.conns) > 0 {
+		return nil
+	}
+	lc := net.ListenConfig{}
+	addr := l.Address
+	if l.Sockets > 1 {
+		lc.Control = reusePort
+	}
+	for i := 0; i < l.Sockets; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			l.closeLocked()
+			return fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		conn := pc.(*net.UDPConn)
+		l.setReadBuffer(conn)
+		l.conns = append(l.conns, conn)
+		// With port 0 the other sockets must share the port the first got.
+		addr = conn.LocalAddr().String()
+	}
+	return nil
+}
+
+// Addr is the address the first socket is bound to (after Listen).
+func (l *Listener) Addr() net.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.conns) == 0 {
+		return nil
+	}
+	return l.conns[0].LocalAddr()
+}
+
+// Open is the number of sockets open (after Listen).
+func (l *Listener) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.conns)
+}
+
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// setReadBuffer asks for ReadBuffer bytes of socket buffer; as root it
+// overrides net.core.rmem_max, otherwise the kernel caps it and we say so.
+func (l *Listener) setReadBuffer(conn *net.UDPConn) {
+	want := l.ReadBuffer
+	if want <= 0 {
+		return
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	var got int
+	_ = raw.Control(func(fd uintptr) {
+		if syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, want) != nil {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, want)
+		}
+		got, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	})
+	// Linux reports twice the usable size.
+	if got/2 < want && l.Log != nil {
+		l.Log.Warn("socket read buffer smaller than read_buffer; raise net.core.rmem_max or run as root",
+			"want", want, "got", got/2)
+	}
+}
+
+// Reader is one socket's view for a Handler: the socket (for replies), the
+// batch being filled, and the emit function.
+type Reader struct {
+	Conn  *net.UDPConn
+	Batch *core.Batch
+	Emit  func(*core.Batch) bool
+}
+
+// Handler looks at one datagram, already in pkt (Data points into the
+// batch's arena, Exporter is the unmapped source, Received is now), and
+// reports whether to keep it as a packet of the batch. It may change pkt
+// (unwrap an envelope), or answer on r.Conn, or append packets of its own
+// to r.Batch (then it returns false; it may replace r.Batch after emitting it).
+type Handler func(r *Reader, pkt *core.Packet) bool
+
+// Run reads every socket until ctx ends or Stop closes them, handing each
+// datagram to handle (nil keeps every datagram) and full batches to emit.
+func (l *Listener) Run(ctx context.Context, emit func(*core.Batch) bool, handle Handler) error {
+	if err := l.Listen(ctx); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	conns := append([]*net.UDPConn(nil), l.conns...)
+	l.mu.Unlock()
+	if l.Log != nil {
+		l.Log.Info("listening", "address", conns[0].LocalAddr().String(), "sockets", len(conns))
+	}
+	stop := context.AfterFunc(ctx, l.Stop)
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(conns))
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c *net.UDPConn) {
+			defer wg.Done()
+			if err := l.read(c, emit, handle); err != nil {
+				errs <- err
+			}
+		}(c)
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// read is one socket's receive loop.
+func (l *Listener) read(c *net.UDPConn, emit func(*core.Batch) bool, handle Handler) error {
+	r := &Reader{Conn: c, Emit: emit}
+	send := func() {
+		if r.Batch != nil && len(r.Batch.Packets) > 0 {
+			emit(r.Batch)
+			r.Batch = nil
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	defer func() {
+		if r.Batch != nil {
+			if len(r.Batch.Packets) > 0 {
+				emit(r.Batch)
+			} else {
+				r.Batch.Release()
+			}
+		}
+	}()
+	for {
+		if r.Batch == nil {
+			r.Batch = core.NewBatch()
+		}
+		b := r.Batch
+		if cap(b.Arena)-len(b.Arena) < MaxDatagram {
+			send()
+			continue
+		}
+		off := len(b.Arena)
+		buf := b.Arena[off : off+MaxDatagram]
+		size, from, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				send()
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("read: %w", err)
+		}
+		now := time.Now()
+		pkt := core.Packet{
+			Data:     buf[:size:size],
+			Exporter: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()),
+			Received: now.UnixNano(),
+			Input:    l.Input,
+		}
+		if handle != nil && !handle(r, &pkt) {
+			continue
+		}
+		if len(b.Packets) == 0 {
+			_ = c.SetReadDeadline(now.Add(l.FlushInterval))
+		}
+		b.Arena = b.Arena[:off+size]
+		b.Packets = append(b.Packets, pkt)
+		if len(b.Packets) >= l.BatchPackets {
+			send()
+		}
+	}
+}
+
+// Stop closes the sockets; the read loops emit what they hold and return.
+func (l *Listener) Stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closeLocked()
+}
+
+func (l *Listener) closeLocked() {
+	for _, c := range l.conns {
+		_ = c.Close()
+	}
+	l.conns = nil
+}
