@@ -85,6 +85,26 @@ func BenchmarkBytesPerRow(b *testing.B) {
 	}
 	write("acct_v9", false)
 	write("acct", true)
+	// The real archive: a life-cycle pass moves acct (a copy) into it.
+	if _, err := db.Exec("CREATE TABLE moved LIKE acct"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO moved SELECT * FROM acct"); err != nil {
+		b.Fatal(err)
+	}
+	o := s.output(database)
+	o.Table = "moved"
+	o.Lifecycle.CompressAfter = 0
+	if err := o.Init(nil); err != nil {
+		b.Fatal(err)
+	}
+	if err := o.Connect(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := o.Compact(context.Background(), time.Now(), *o.policy); err != nil {
+		b.Fatal(err)
+	}
+	o.Close(context.Background())
 	archiveCols := `stamp_inserted DATETIME NOT NULL, ip_src VARBINARY(16) NOT NULL, ip_dst VARBINARY(16) NOT NULL,
 		port_src SMALLINT UNSIGNED NOT NULL, port_dst SMALLINT UNSIGNED NOT NULL, tcp_flags SMALLINT UNSIGNED NOT NULL,
 		ip_proto TINYINT UNSIGNED NOT NULL, packets BIGINT UNSIGNED NOT NULL, bytes BIGINT UNSIGNED NOT NULL,
@@ -113,7 +133,7 @@ func BenchmarkBytesPerRow(b *testing.B) {
 			b.Fatalf("%s: %v", v.name, err)
 		}
 	}
-	for _, t := range append([]string{"acct_v9", "acct"}, func() []string {
+	for _, t := range append([]string{"acct_v9", "acct", "moved_archive"}, func() []string {
 		var n []string
 		for _, v := range variants {
 			n = append(n, v.name)
