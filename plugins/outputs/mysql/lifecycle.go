@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/lifecycle"
 )
 
@@ -66,14 +69,24 @@ func (o *MySQL) setupLifecycle(ctx context.Context) error {
 		b.WriteString("  flows BIGINT UNSIGNED NOT NULL,\n")
 	}
 	b.WriteString("  stamp_updated DATETIME,\n")
-	fmt.Fprintf(&b, "  PRIMARY KEY (%s)\n) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=%d",
-		strings.Join(archiveKey(o.lay), ", "), level)
+	var version string
+	if err := o.db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+		return o.classify(err)
+	}
+	// MariaDB's page compression; MySQL's equivalent is transparent page
+	// compression (COMPRESSION='zlib', no level).
+	compress := fmt.Sprintf(" PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=%d", level)
+	if !strings.Contains(strings.ToLower(version), "mariadb") {
+		compress = " COMPRESSION='zlib'"
+	}
+	fmt.Fprintf(&b, "  PRIMARY KEY (%s)\n) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin%s",
+		strings.Join(archiveKey(o.lay), ", "), compress)
 	stmts := []string{b.String(),
 		"CREATE TABLE IF NOT EXISTS " + o.qtable("flowline_lifecycle") +
 			" (name VARCHAR(191) NOT NULL PRIMARY KEY, done_until DATETIME NOT NULL) ENGINE=InnoDB"}
 	for _, r := range p.Rollups {
 		tl := tierLayout(r, o.lay.flows)
-		stmts = append(stmts, tl.createTable(o.qtable(o.tierName(r)))+fmt.Sprintf(" PAGE_COMPRESSED=1 PAGE_COMPRESSION_LEVEL=%d", level),
+		stmts = append(stmts, tl.createTable(o.qtable(o.tierName(r)))+compress,
 			"INSERT IGNORE INTO "+o.qtable("flowline_lifecycle")+" (name, done_until) VALUES ('"+o.tierName(r)+"', '1970-01-02 00:00:00')")
 	}
 	coll, err := o.textCollations(ctx)
@@ -83,10 +96,12 @@ func (o *MySQL) setupLifecycle(ctx context.Context) error {
 	stmts = append(stmts, o.viewSQL(coll))
 	for _, q := range stmts {
 		if _, err := o.db.ExecContext(ctx, q); err != nil {
-			if isConnErr(err) {
-				return o.classify(fmt.Errorf("lifecycle tables: %w", err))
+			var me *driver.MySQLError
+			if errors.As(err, &me) && me.Number != 1213 && me.Number != 1205 {
+				// The server refuses the statement itself: retrying cannot help.
+				return core.Permanent(fmt.Errorf("creating the life-cycle tables (%s): %w", firstLine(q), err))
 			}
-			return o.classify(fmt.Errorf("lifecycle tables (%s): %w", firstLine(q), err))
+			return o.classify(fmt.Errorf("creating the life-cycle tables: %w", err))
 		}
 	}
 	return nil

@@ -1,0 +1,240 @@
+package mysql
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/core/config"
+	"github.com/flowline/flowline/core/lifecycle"
+)
+
+func testRows(n int, updated int64) []row {
+	rows := make([]row, n)
+	for i := range rows {
+		rows[i] = row{SrcAddr: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), DstAddr: netip.MustParseAddr("2001:db8::1"),
+			Inserted: 1_700_000_400, Updated: updated, Packets: uint64(i + 1), Bytes: uint64(100 * (i + 1)), Flows: 1,
+			SrcPort: uint16(i), DstPort: 443, Proto: 6, TCPFlags: 0x1b, SrcMAC: [6]byte{0, 1, 2, 3, 4, byte(i)}, VLAN: 7}
+	}
+	return rows
+}
+
+// TestBufferMemoryThenSpool: memory first, then spool files, in order; a
+// close spills memory; a new buffer on the same directory resumes in order
+// and skips what the ledger already holds.
+func TestBufferMemoryThenSpool(t *testing.T) {
+	dir := t.TempDir()
+	b := newBuffer(dir, 250, 1<<20)
+	if err := b.open(0); err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	for i := 0; i < 6; i++ {
+		dropped, err := b.push(testRows(100, int64(i/2)))
+		if dropped != 0 || err != nil {
+			t.Fatalf("push %d: dropped %d, %v", i, dropped, err)
+		}
+		want = append(want, uint64(i+1))
+	}
+	mem, spool, chunks := b.sizes()
+	if mem != 200 || spool == 0 || chunks != 6 {
+		t.Fatalf("memory %d rows, spool %d bytes, %d chunks; want 200 rows in memory, the rest spooled", mem, spool, chunks)
+	}
+	// Memory back to room: the next chunk still goes to the spool (order).
+	g, err := b.head(1000)
+	if err != nil || len(g) != 2 || g[0].seq != 1 || g[1].seq != 2 {
+		t.Fatalf("head: %d chunks (%v); want the two chunks of the first refresh", len(g), err)
+	}
+	b.commit(g)
+	b.push(testRows(10, 9))
+	if _, _, n := b.sizes(); n != 5 {
+		t.Fatalf("%d chunks waiting, want 5", n)
+	}
+	// Close: memory is spilled, everything is in files.
+	if lost, err := b.spill(); lost != 0 || err != nil {
+		t.Fatalf("spill lost %d: %v", lost, err)
+	}
+	b2 := newBuffer(dir, 250, 1<<20)
+	if err := b2.open(3); err != nil {
+		t.Fatal(err)
+	}
+	b2.dropCommitted(3) // the ledger says 3 landed
+	var got []uint64
+	for !b2.empty() {
+		g, err := b2.head(1 << 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range g {
+			got = append(got, c.seq)
+			if c.rows[5].SrcAddr != netip.AddrFrom4([4]byte{10, 0, 0, 5}) || c.rows[5].Packets != 6 || c.rows[5].SrcMAC[5] != 5 {
+				t.Fatalf("chunk %d row 5 decoded as %+v", c.seq, c.rows[5])
+			}
+		}
+		b2.commit(g)
+	}
+	if fmt.Sprint(got) != "[4 5 6 7]" {
+		t.Fatalf("resumed chunks %v, want 4 5 6 7", got)
+	}
+	if n, _ := b2.push(testRows(1, 0)); n != 0 {
+		t.Fatal("push after resume dropped")
+	}
+	if g, _ := b2.head(10); g[0].seq != 8 {
+		t.Fatalf("next sequence %d, want 8", g[0].seq)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("%d spool files left after everything was committed", len(ents))
+	}
+}
+
+// TestBufferFullCountsDrops: what fits neither memory nor spool is reported.
+func TestBufferFullCountsDrops(t *testing.T) {
+	b := newBuffer("", 100, 0)
+	b.open(0)
+	if n, _ := b.push(testRows(100, 0)); n != 0 {
+		t.Fatal("first chunk dropped")
+	}
+	if n, err := b.push(testRows(50, 0)); n != 50 || err == nil {
+		t.Fatalf("dropped %d (%v), want 50 with a reason", n, err)
+	}
+	dir := t.TempDir()
+	b = newBuffer(dir, 10, 3000)
+	b.open(0)
+	b.push(testRows(10, 0))
+	total := 0
+	for i := 0; i < 10; i++ {
+		n, _ := b.push(testRows(20, 0))
+		total += n
+	}
+	if total == 0 {
+		t.Fatal("a 3000-byte spool took 200 rows")
+	}
+	if _, sz, _ := b.sizes(); sz > 3000 {
+		t.Fatalf("spool holds %d bytes, more than spool_size", sz)
+	}
+}
+
+func TestCorruptSpoolFileIsSetAside(t *testing.T) {
+	dir := t.TempDir()
+	b := newBuffer(dir, 1, 1<<20)
+	b.open(0)
+	b.push(testRows(1, 0))
+	b.push(testRows(5, 0))
+	b.spill()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.rows"))
+	data, _ := os.ReadFile(files[1])
+	data[len(data)/2] ^= 0xff
+	os.WriteFile(files[1], data, 0o644)
+	b = newBuffer(dir, 1, 1<<20)
+	b.open(0)
+	g, err := b.head(100)
+	if err != nil || len(g) != 1 {
+		t.Fatalf("head before the corrupt file: %d, %v", len(g), err)
+	}
+	b.commit(g)
+	g, err = b.head(100)
+	if err == nil || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("corrupt file: %v", err)
+	}
+	b.setAside(g[0])
+	if !b.empty() {
+		t.Fatal("buffer not empty after setting the corrupt file aside")
+	}
+	if bad, _ := filepath.Glob(filepath.Join(dir, "*.bad")); len(bad) != 1 {
+		t.Fatal("corrupt file not kept as *.bad")
+	}
+}
+
+// TestStatements: pmacct's value forms and update clause.
+func TestStatements(t *testing.T) {
+	o := New()
+	o.OptimizeClauses = true
+	o.Primitives = []string{"src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto", "src_mac"}
+	if err := o.Init(nil); err != nil {
+		t.Fatal(err)
+	}
+	r := testRows(2, 1_700_000_430)[1]
+	got := string(o.appendValues(nil, &r))
+	want := "('00:01:02:03:04:01','10.0.0.1','2001:db8::1',1,443,27,'tcp',2,200,FROM_UNIXTIME(1700000400),FROM_UNIXTIME(1700000430))"
+	if got != want {
+		t.Fatalf("values\n got %s\nwant %s", got, want)
+	}
+	if h := o.insertHead(); h != "INSERT INTO `pmacct`.`acct` (mac_src, ip_src, ip_dst, port_src, port_dst, tcp_flags, ip_proto, packets, bytes, stamp_inserted, stamp_updated) VALUES " {
+		t.Fatalf("head %s", h)
+	}
+	if tail := o.insertTail(true); tail != " ON DUPLICATE KEY UPDATE packets=packets+VALUES(packets), bytes=bytes+VALUES(bytes), tcp_flags=tcp_flags|VALUES(tcp_flags), stamp_updated=VALUES(stamp_updated)" {
+		t.Fatalf("tail %s", tail)
+	}
+	// Full v9: every column, pmacct's fillers where no primitive selects.
+	o = New()
+	o.Primitives = []string{"src_host", "dst_host", "proto"}
+	if err := o.Init(nil); err != nil {
+		t.Fatal(err)
+	}
+	got = string(o.appendValues(nil, &r))
+	want = "(0,'unknown','0:0:0:0:0:0','0:0:0:0:0:0',0,0,0,'10.0.0.1','2001:db8::1',0,0,0,'tcp',0,2,200,1,FROM_UNIXTIME(1700000400),FROM_UNIXTIME(1700000430))"
+	if got != want {
+		t.Fatalf("v9 values\n got %s\nwant %s", got, want)
+	}
+	// Sort keys follow the primary key: stamp first, then the columns.
+	o2 := New()
+	o2.OptimizeClauses, o2.Primitives = true, []string{"src_host", "src_port"}
+	o2.Init(nil)
+	a, b := testRows(3, 0)[1], testRows(3, 0)[2]
+	a.SrcAddr, b.SrcAddr = netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("10.0.0.50")
+	ka, kb := string(o2.lay.appendSortKey(nil, &a)), string(o2.lay.appendSortKey(nil, &b))
+	if !(ka < kb) {
+		t.Fatal("sort key: 10.0.0.5 must sort before 10.0.0.50 (as CHAR columns do)")
+	}
+}
+
+func TestFromRecordKeepsOnlySelectedFields(t *testing.T) {
+	rec := core.Record{SrcAddr: netip.MustParseAddr("192.0.2.1"), DstAddr: netip.MustParseAddr("192.0.2.2"), SrcPort: 1, DstPort: 2, Proto: 17,
+		Packets: 3, Bytes: 4, StampInserted: 1_700_000_400e9, StampUpdated: 1_700_000_430_500_000_000,
+		Present: core.FieldSrcAddr | core.FieldDstAddr | core.FieldSrcPort | core.FieldDstPort | core.FieldProto | core.FieldStamps}
+	mask, _ := core.PrimitiveMask([]string{"src_host", "proto"})
+	var r row
+	r.fromRecord(&rec, mask, 0)
+	if r.DstAddr.IsValid() || r.SrcPort != 0 || !r.SrcAddr.IsValid() || r.Proto != 17 || r.Inserted != 1_700_000_400 || r.Updated != 1_700_000_430 {
+		t.Fatalf("row %+v", r)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	for name, tc := range map[string]struct {
+		mut  func(o *MySQL)
+		want string
+	}{
+		"optimize without primitives": {func(o *MySQL) { o.OptimizeClauses = true }, "optimize_clauses = true needs the aggregate's primitives"},
+		"primitive outside v9":        {func(o *MySQL) { o.Primitives = []string{"in_iface"} }, "column iface_in is not in pmacct's v9 table"},
+		"unknown primitive":           {func(o *MySQL) { o.Primitives = []string{"bogus"} }, `unknown primitive "bogus"`},
+		"table version":               {func(o *MySQL) { o.TableVersion = 7 }, "only pmacct's version 9"},
+		"tls":                         {func(o *MySQL) { o.TLS = "maybe" }, `tls = "maybe"`},
+		"rollup primitive not written": {func(o *MySQL) {
+			o.OptimizeClauses, o.Primitives = true, []string{"src_host"}
+			o.Lifecycle.Rollups = []lifecycle.Rollup{{History: config.Duration(time.Hour), Primitives: []string{"proto"}}}
+		}, "primitive proto is not one the output writes"},
+		"level": {func(o *MySQL) { o.Lifecycle.CompressLevel = 12 }, "compress_level = 12"},
+	} {
+		o := New()
+		tc.mut(o)
+		err := o.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+	o := New()
+	if err := o.Validate(); err != nil || o.policy != nil {
+		t.Fatalf("defaults: %v, policy %v (want none without a lifecycle table)", err, o.policy)
+	}
+	o = New()
+	o.Lifecycle.CompressAfter = 0
+	if err := o.Validate(); err != nil || o.policy == nil || o.policy.CompressAfter != 0 || o.policy.DeleteAfter != config.Duration(90*24*time.Hour) || o.policy.CompressLevel != 6 {
+		t.Fatalf("compress_after = 0s: %v, %+v", err, o.policy)
+	}
+}
