@@ -2,10 +2,14 @@ package mysql
 
 import (
 	"context"
+	"log/slog"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
 )
@@ -90,5 +94,105 @@ func TestLifecycleMovesEverything(t *testing.T) {
 	}
 	if _, err := netip.ParseAddr(ip); err != nil || proto == "" {
 		t.Fatalf("acct_all row: ip_src %q, ip_proto %q", ip, proto)
+	}
+}
+
+// TestCloseSpoolsAndNextStartWrites: with the database away, Close leaves
+// the rows in spool files; the next start (same data directory) writes them
+// once.
+func TestCloseSpoolsAndNextStartWrites(t *testing.T) {
+	s := server(t)
+	db := s.freshDB(t, "flowline_restart")
+	dataDir := t.TempDir()
+	env := &core.Env{DataDir: dataDir, Name: "mysql", Logger: slog.New(slog.DiscardHandler)}
+	down := s.output("flowline_restart")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down.Port = l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	down.Timeout = config.Duration(time.Second)
+	if err := down.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	if err := down.Connect(context.Background()); err != nil {
+		t.Fatalf("an unreachable server must not fail the start: %v", err)
+	}
+	bin := time.Now().Truncate(10 * time.Minute)
+	recs := realisticRecords(t, 5000, 3, bin)
+	for i := 0; i < len(recs); i += 500 {
+		b := core.NewBatch()
+		b.Records = append(b.Records[:0], recs[i:min(i+500, len(recs))]...)
+		down.Write(context.Background(), b)
+		b.Release()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	err = down.Close(ctx)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dataDir, "mysql-mysql", "*.rows"))
+	if len(files) == 0 {
+		t.Fatal("no spool files after closing with the database away")
+	}
+	up := s.output("flowline_restart")
+	if err := up.Init(env); err != nil {
+		t.Fatal(err)
+	}
+	if err := up.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitDrained(t, up, time.Minute)
+	if err := up.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, p, b := sums(t, db, "acct")
+	wp, wb := recSums(recs)
+	if p != wp || b != wb {
+		t.Fatalf("after restart: %d packets, %d bytes; want %d, %d", p, b, wp, wb)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dataDir, "mysql-mysql", "*")); len(files) != 0 {
+		t.Fatalf("spool files left: %v", files)
+	}
+}
+
+// TestCompactionInterruptedAndRepeated cancels passes at random points and
+// repeats them: totals never change, no row is lost or counted twice.
+func TestCompactionInterruptedAndRepeated(t *testing.T) {
+	s := server(t)
+	db := s.freshDB(t, "flowline_interrupt")
+	o := s.output("flowline_interrupt")
+	o.Lifecycle.CompressAfter = 0
+	o.Lifecycle.Rollups = []lifecycle.Rollup{{History: config.Duration(time.Hour), Primitives: []string{"src_host", "proto"}}}
+	if err := o.Init(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close(context.Background())
+	bin := time.Now().Truncate(10 * time.Minute)
+	recs := realisticRecords(t, 60_000, 4, bin)
+	writeAll(t, o, recs, 5000)
+	wp, wb := recSums(recs)
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(5+i*7)*time.Millisecond)
+		o.Compact(ctx, time.Now(), *o.policy)
+		cancel()
+		for _, table := range []string{"acct_all"} {
+			if _, p, b := sums(t, db, table); p != wp || b != wb {
+				t.Fatalf("after interrupted pass %d: %s holds %d packets, %d bytes; want %d, %d", i, table, p, b, wp, wb)
+			}
+		}
+	}
+	if _, err := o.Compact(context.Background(), time.Now(), *o.policy); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"acct_all", "acct_archive", "acct_1h"} {
+		if _, p, b := sums(t, db, table); p != wp || b != wb {
+			t.Fatalf("%s holds %d packets, %d bytes; want %d, %d", table, p, b, wp, wb)
+		}
 	}
 }
