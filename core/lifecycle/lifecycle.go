@@ -35,6 +35,9 @@ type Rollup struct {
 	After      config.Duration `toml:"after"`
 	History    config.Duration `toml:"history"`
 	Primitives []string        `toml:"primitives"`
+	// DeleteAfter removes the tier's data older than this; 0 takes the
+	// policy's delete_after. A tier usually lives longer than the raw rows.
+	DeleteAfter config.Duration `toml:"delete_after"`
 }
 
 // Name is the tier's table or view suffix in the largest whole unit: "1h"
@@ -55,7 +58,8 @@ func (r Rollup) Name() string {
 // Policy says when rows are compressed, rolled up and deleted.
 type Policy struct {
 	// CompressAfter moves hot rows whose time bin is older than this to
-	// compressed storage; 0 disables compression (rows stay hot).
+	// compressed storage; 0 moves every row at each pass (an output without
+	// a lifecycle table keeps its rows hot).
 	CompressAfter config.Duration `toml:"compress_after"`
 	// CompressLevel is the zstd level (1-22) where the store uses zstd.
 	CompressLevel int `toml:"compress_level"`
@@ -76,6 +80,51 @@ func DefaultPolicy() Policy {
 		DeleteAfter:   config.Duration(90 * 24 * time.Hour),
 		CheckEvery:    config.Duration(time.Minute),
 	}
+}
+
+// NotSet marks a policy key the configuration did not declare: an output
+// starts its lifecycle field from Unset(), decodes its table into it, and
+// calls Resolve.
+const NotSet = -1
+
+// Unset is a policy with every scalar key NotSet.
+func Unset() Policy {
+	return Policy{CompressAfter: NotSet, CompressLevel: NotSet, DeleteAfter: NotSet, CheckEvery: NotSet}
+}
+
+// Resolve turns a policy decoded over Unset() into the effective one: nil
+// when no key was declared (the output has no life cycle); keys left out take
+// DefaultPolicy's values. The result is validated.
+func (p Policy) Resolve() (*Policy, error) {
+	if p.CompressAfter == NotSet && p.DeleteAfter == NotSet && p.CheckEvery == NotSet && p.CompressLevel == NotSet && p.Rollups == nil {
+		return nil, nil
+	}
+	d := DefaultPolicy()
+	if p.CompressAfter == NotSet {
+		p.CompressAfter = d.CompressAfter
+	}
+	if p.DeleteAfter == NotSet {
+		p.DeleteAfter = d.DeleteAfter
+	}
+	if p.CheckEvery == NotSet {
+		p.CheckEvery = d.CheckEvery
+	}
+	if p.CompressLevel == NotSet {
+		p.CompressLevel = d.CompressLevel
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// TierDeleteAfter is how long tier r keeps its data: its own delete_after,
+// else the policy's.
+func (p Policy) TierDeleteAfter(r Rollup) config.Duration {
+	if r.DeleteAfter > 0 {
+		return r.DeleteAfter
+	}
+	return p.DeleteAfter
 }
 
 // Validate checks the policy's values against each other.
@@ -106,6 +155,12 @@ func (p Policy) Validate() error {
 		}
 		if _, err := core.PrimitiveMask(r.Primitives); err != nil {
 			return fmt.Errorf("%s: primitives: %w", where, err)
+		}
+		if r.DeleteAfter < 0 {
+			return fmt.Errorf("%s: delete_after must not be negative", where)
+		}
+		if p.DeleteAfter > 0 && r.After > p.DeleteAfter {
+			return fmt.Errorf("%s: after (%s) is longer than delete_after (%s): rows would be deleted before they are rolled up", where, r.After, p.DeleteAfter)
 		}
 		if seen[r.Name()] {
 			return fmt.Errorf("%s: a second tier with history %s", where, r.Name())

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,6 +110,7 @@ func (r *Registry) Serve(ctx context.Context, addr string, withPprof bool, healt
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("/api/", serveAPI)
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -126,4 +129,37 @@ func (r *Registry) Serve(ctx context.Context, addr string, withPprof bool, healt
 		}
 	}()
 	return nil
+}
+
+// Plugin APIs: paths under /api/ that plugins serve on the metrics address
+// (outputs.duckdb answers `flowline query` there while it holds its file).
+var (
+	apiMu sync.RWMutex
+	apis  = map[string]http.Handler{}
+)
+
+// Handle serves h at path (an exact path under /api/) on the metrics
+// address; a nil h removes it. Registering a path again replaces its handler.
+func Handle(path string, h http.Handler) {
+	if !strings.HasPrefix(path, "/api/") {
+		panic("metrics: plugin API paths start with /api/: " + path)
+	}
+	apiMu.Lock()
+	defer apiMu.Unlock()
+	if h == nil {
+		delete(apis, path)
+		return
+	}
+	apis[path] = h
+}
+
+func serveAPI(w http.ResponseWriter, r *http.Request) {
+	apiMu.RLock()
+	h := apis[r.URL.Path]
+	apiMu.RUnlock()
+	if h == nil {
+		http.NotFound(w, r)
+		return
+	}
+	h.ServeHTTP(w, r)
 }

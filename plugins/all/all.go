@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/flowline/flowline/plugins/inputs/netflow"
 	_ "github.com/flowline/flowline/plugins/inputs/replica"
+	_ "github.com/flowline/flowline/plugins/outputs/duckdb"
 	_ "github.com/flowline/flowline/plugins/outputs/mysql"
 	_ "github.com/flowline/flowline/plugins/outputs/print"
 	_ "github.com/flowline/flowline/plugins/outputs/tee"

@@ -1,0 +1,321 @@
+// Package duckdb is outputs.duckdb: Flowline's embedded store, the default
+// output. Aggregated flows go into a hot DuckDB table (flows) with typed,
+// compact columns, appended in one transaction per batch; a life cycle moves
+// old rows into zstd Parquet files per time partition, rolls them up into
+// coarser tiers and deletes them after retention. Views (flows_all,
+// flows_<tier>) union hot and compressed data for `flowline query`.
+//
+// Life cycle of the plugin: Init validates the config and resolves paths;
+// Connect opens the store (checking the file and the archive against the
+// manifest), starts the life-cycle scheduler and serves the store's API on
+// the metrics address; Write appends a batch in one transaction (all or
+// nothing, so the engine's retry never doubles a row); Close stops the
+// scheduler and the API, checkpoints and closes the file.
+package duckdb
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/core/config"
+	"github.com/flowline/flowline/core/lifecycle"
+	"github.com/flowline/flowline/core/metrics"
+	"github.com/flowline/flowline/core/registry"
+)
+
+//go:embed sample.toml
+var sample string
+
+func init() {
+	registry.Register(registry.Outputs, "duckdb", sample, func() any { return New() })
+}
+
+// New returns the plugin with its defaults.
+func New() *DuckDB {
+	return &DuckDB{
+		Path:      "flowline.duckdb",
+		Archive:   "archive",
+		Partition: config.Duration(time.Hour),
+		Lifecycle: lifecycle.Unset(),
+	}
+}
+
+// Interface guards.
+var (
+	_ core.Output                   = (*DuckDB)(nil)
+	_ core.Initializer              = (*DuckDB)(nil)
+	_ lifecycle.Compactor           = (*DuckDB)(nil)
+	_ interface{ Validate() error } = (*DuckDB)(nil)
+)
+
+// DuckDB is the outputs.duckdb plugin and its configuration.
+type DuckDB struct {
+	// Path is the DuckDB file, relative to agent.data_dir.
+	Path string `toml:"path"`
+	// Archive is the directory of the compressed files, relative to
+	// agent.data_dir.
+	Archive string `toml:"archive"`
+	// Partition is the time span of one archive file.
+	Partition config.Duration `toml:"partition"`
+	// Threads bounds DuckDB's worker threads (0: one per core).
+	Threads int `toml:"threads"`
+	// Lifecycle is the [outputs.duckdb.lifecycle] table; without it rows
+	// stay hot forever.
+	Lifecycle lifecycle.Policy `toml:"lifecycle"`
+
+	policy *lifecycle.Policy
+	opt    Options
+	name   string
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	store     *Store
+	sched     *lifecycle.Scheduler
+	apiPaths  []string
+	rows      prometheus.Counter
+	passes    prometheus.Counter
+	hotGauge  prometheus.Gauge
+	compGauge prometheus.Gauge
+}
+
+// Validate checks the configuration (also for `flowline config check`).
+func (d *DuckDB) Validate() error {
+	if d.Path == "" {
+		return errors.New("path must not be empty")
+	}
+	if d.Archive == "" {
+		return errors.New("archive must not be empty")
+	}
+	if d.Partition < config.Duration(time.Minute) {
+		return fmt.Errorf("partition = %s: at least 1m", d.Partition)
+	}
+	if d.Threads < 0 {
+		return errors.New("threads must not be negative")
+	}
+	p, err := d.Lifecycle.Resolve()
+	if err != nil {
+		return err
+	}
+	d.policy = p
+	return nil
+}
+
+// Policy is the resolved life-cycle policy, nil when none is configured.
+func (d *DuckDB) Policy() *lifecycle.Policy { return d.policy }
+
+// StoreOptions resolves the store's paths against the data directory.
+func (d *DuckDB) StoreOptions(dataDir string, readOnly bool) Options {
+	abs := func(p string) string {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dataDir, p)
+		}
+		return p
+	}
+	o := Options{Path: abs(d.Path), Archive: abs(d.Archive), Partition: time.Duration(d.Partition), ReadOnly: readOnly, Threads: d.Threads}
+	if d.policy != nil {
+		o.Rollups = d.policy.Rollups
+	}
+	return o
+}
+
+// Init validates the config and registers the metrics.
+func (d *DuckDB) Init(env *core.Env) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	d.name = env.Name
+	d.log = env.Logger
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	d.opt = d.StoreOptions(env.DataDir, false)
+	d.opt.Logger = d.log
+	d.rows = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "rows_written_total", Help: "Rows committed to the hot table."})
+	d.passes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "lifecycle_passes_total", Help: "Life-cycle passes run."})
+	d.hotGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "hot_bytes", Help: "Bytes of the DuckDB file in use (hot rows and bookkeeping)."})
+	d.compGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "compressed_bytes", Help: "Bytes of the archive files."})
+	if env.Metrics != nil {
+		for _, c := range []prometheus.Collector{d.rows, d.passes, d.hotGauge, d.compGauge} {
+			if err := env.Metrics.Register(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Connect opens the store, starts the life cycle and the API.
+func (d *DuckDB) Connect(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.store != nil {
+		return nil
+	}
+	if d.log == nil {
+		if err := d.Init(&core.Env{DataDir: ".", Name: "duckdb"}); err != nil {
+			return err
+		}
+	}
+	s, err := Open(ctx, d.opt)
+	if err != nil {
+		return err
+	}
+	d.store = s
+	if d.policy != nil {
+		d.sched = lifecycle.Start(d, *d.policy, d.log)
+	}
+	d.serveAPI()
+	d.updateGauges(ctx)
+	d.log.Info("store open", "path", d.opt.Path, "archive", d.opt.Archive, "lifecycle", d.policy != nil)
+	return nil
+}
+
+// Write appends the batch's flow records in one transaction.
+func (d *DuckDB) Write(ctx context.Context, b *core.Batch) error {
+	d.mu.Lock()
+	s := d.store
+	d.mu.Unlock()
+	if s == nil {
+		return errors.New("outputs.duckdb: Write before Connect")
+	}
+	n, err := s.Write(ctx, b.Records)
+	if err != nil {
+		return err
+	}
+	d.rows.Add(float64(n))
+	return nil
+}
+
+// Compact runs one life-cycle pass (the scheduler calls it every
+// check_every; the API and `flowline compact` on demand).
+func (d *DuckDB) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) (lifecycle.Report, error) {
+	d.mu.Lock()
+	s := d.store
+	d.mu.Unlock()
+	if s == nil {
+		return lifecycle.Report{}, errors.New("outputs.duckdb: store not open")
+	}
+	rep, err := s.Compact(ctx, now, p)
+	d.passes.Inc()
+	d.updateGauges(ctx)
+	return rep, err
+}
+
+func (d *DuckDB) updateGauges(ctx context.Context) {
+	s := d.store
+	if s == nil {
+		return
+	}
+	if n, err := s.hotBytes(ctx); err == nil {
+		d.hotGauge.Set(float64(n))
+	}
+	s.mu.Lock()
+	var c uint64
+	for _, f := range s.files {
+		c += f.fileBytes
+	}
+	s.mu.Unlock()
+	d.compGauge.Set(float64(c))
+}
+
+// Close stops the life cycle and the API and closes the store.
+func (d *DuckDB) Close(ctx context.Context) error {
+	d.mu.Lock()
+	sched := d.sched
+	d.sched = nil
+	d.mu.Unlock()
+	if sched != nil {
+		sched.Stop()
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.apiPaths {
+		metrics.Handle(p, nil)
+	}
+	d.apiPaths = nil
+	if d.store == nil {
+		return nil
+	}
+	err := d.store.Close()
+	d.store = nil
+	return err
+}
+
+// APIPath is where the collector serves a duckdb output's API on the
+// metrics address: /api/duckdb/<name>/{query,stats,compact}.
+func APIPath(name, what string) string { return "/api/duckdb/" + name + "/" + what }
+
+// serveAPI registers the HTTP API (loopback clients only): the CLI uses it
+// while the collector holds the file.
+func (d *DuckDB) serveAPI() {
+	handle := func(what string, f func(ctx context.Context, r *http.Request) (any, error)) {
+		p := APIPath(d.name, what)
+		d.apiPaths = append(d.apiPaths, p)
+		metrics.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				http.Error(w, "the store API answers loopback clients only", http.StatusForbidden)
+				return
+			}
+			if r.Method != http.MethodPost {
+				http.Error(w, "POST only", http.StatusMethodNotAllowed)
+				return
+			}
+			v, err := f(r.Context(), r)
+			w.Header().Set("Content-Type", "application/json")
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+				return
+			}
+			json.NewEncoder(w).Encode(v)
+		}))
+	}
+	handle("query", func(ctx context.Context, r *http.Request) (any, error) {
+		var req struct {
+			SQL string `json:"sql"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			return nil, err
+		}
+		d.mu.Lock()
+		s := d.store
+		d.mu.Unlock()
+		if s == nil {
+			return nil, errors.New("store not open")
+		}
+		return s.Query(ctx, req.SQL)
+	})
+	handle("stats", func(ctx context.Context, _ *http.Request) (any, error) {
+		d.mu.Lock()
+		s := d.store
+		d.mu.Unlock()
+		if s == nil {
+			return nil, errors.New("store not open")
+		}
+		return s.Stats(ctx)
+	})
+	handle("compact", func(ctx context.Context, _ *http.Request) (any, error) {
+		if d.policy == nil {
+			return nil, errors.New("no [outputs.duckdb.lifecycle] table: nothing to compact")
+		}
+		rep, err := d.Compact(ctx, time.Now(), *d.policy)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"report": rep.String(), "compressed_rows": rep.CompressedRows, "compressed_files": rep.CompressedFiles,
+			"rolled_up_rows": rep.RolledUpRows, "deleted_rows": rep.DeletedRows, "deleted_partitions": rep.DeletedPartitions}, nil
+	})
+}

@@ -1,0 +1,272 @@
+package duckdb
+
+import (
+	"database/sql/driver"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/flowline/flowline/core"
+)
+
+// colKind says which Record field a column holds.
+type colKind uint8
+
+const (
+	kStampIn colKind = iota
+	kStampUp
+	kSrcAddr
+	kDstAddr
+	kExporter
+	kSrcPort
+	kDstPort
+	kProto
+	kTCPFlags
+	kTOS
+	kSrcMask
+	kDstMask
+	kSrcAS
+	kDstAS
+	kInIf
+	kOutIf
+	kVLAN
+	kRate
+	kSrcMAC
+	kDstMAC
+	kPackets
+	kBytes
+	kFlows
+)
+
+// column is one stored column. Columns are named after pmacct's primitives
+// (src_host, dst_port, ...), so that `flowline top --by dst_host` and rollup
+// primitives use the names the aggregate processor is configured with.
+type column struct {
+	name  string
+	field core.Field // the primitive's Record field; 0 for stamps and counters
+	typ   string     // DuckDB type
+	kind  colKind
+}
+
+// primitiveColumns maps each primitive to its column. Addresses are BLOBs of
+// 4 (IPv4) or 16 (IPv6) bytes: compact, dictionary-encoded by both DuckDB and
+// Parquet, and exact; MACs are 6-byte BLOBs.
+var primitiveColumns = map[string]column{
+	"src_mac":       {"src_mac", core.FieldSrcMAC, "BLOB", kSrcMAC},
+	"dst_mac":       {"dst_mac", core.FieldDstMAC, "BLOB", kDstMAC},
+	"vlan":          {"vlan", core.FieldVLAN, "USMALLINT", kVLAN},
+	"src_as":        {"src_as", core.FieldSrcAS, "UINTEGER", kSrcAS},
+	"dst_as":        {"dst_as", core.FieldDstAS, "UINTEGER", kDstAS},
+	"peer_src_ip":   {"peer_src_ip", core.FieldExporter, "BLOB", kExporter},
+	"in_iface":      {"in_iface", core.FieldInIface, "UINTEGER", kInIf},
+	"out_iface":     {"out_iface", core.FieldOutIface, "UINTEGER", kOutIf},
+	"src_host":      {"src_host", core.FieldSrcAddr, "BLOB", kSrcAddr},
+	"src_net":       {"src_net", core.FieldSrcNet, "BLOB", kSrcAddr},
+	"dst_host":      {"dst_host", core.FieldDstAddr, "BLOB", kDstAddr},
+	"dst_net":       {"dst_net", core.FieldDstNet, "BLOB", kDstAddr},
+	"src_mask":      {"src_mask", core.FieldSrcMask, "UTINYINT", kSrcMask},
+	"dst_mask":      {"dst_mask", core.FieldDstMask, "UTINYINT", kDstMask},
+	"src_port":      {"src_port", core.FieldSrcPort, "USMALLINT", kSrcPort},
+	"dst_port":      {"dst_port", core.FieldDstPort, "USMALLINT", kDstPort},
+	"tcpflags":      {"tcpflags", core.FieldTCPFlags, "UTINYINT", kTCPFlags},
+	"proto":         {"proto", core.FieldProto, "UTINYINT", kProto},
+	"tos":           {"tos", core.FieldTOS, "UTINYINT", kTOS},
+	"sampling_rate": {"sampling_rate", core.FieldSamplingRate, "UINTEGER", kRate},
+}
+
+var (
+	stampCols = []column{
+		{"stamp_inserted", 0, "TIMESTAMP", kStampIn},
+		{"stamp_updated", 0, "TIMESTAMP", kStampUp},
+	}
+	counterCols = []column{
+		{"packets", 0, "UBIGINT", kPackets},
+		{"bytes", 0, "UBIGINT", kBytes},
+		{"flows", 0, "UBIGINT", kFlows},
+	}
+)
+
+// primitiveFields is every Record field an aggregation primitive keys on,
+// except flows (always a counter column).
+var primitiveFields = func() core.Field {
+	var m core.Field
+	for _, c := range primitiveColumns {
+		m |= c.field
+	}
+	return m
+}()
+
+// rawSchema marks the table version of unaggregated records (no time bin):
+// one row per flow with a fixed set of columns.
+const rawSchema core.Field = 1 << 63
+
+// rawFields are the columns of unaggregated rows.
+const rawFields = core.FieldExporter | core.FieldSrcAddr | core.FieldDstAddr | core.FieldSrcPort |
+	core.FieldDstPort | core.FieldProto | core.FieldTCPFlags | core.FieldTOS | core.FieldSrcMask |
+	core.FieldDstMask | core.FieldSrcAS | core.FieldDstAS | core.FieldInIface | core.FieldOutIface |
+	core.FieldSamplingRate
+
+// schemaOf returns the table schema a record belongs to: aggregated records
+// (with stamps) are stored with exactly their primitives; others in the raw
+// schema.
+func schemaOf(r *core.Record) core.Field {
+	if r.Present&core.FieldStamps != 0 {
+		return r.Present & primitiveFields
+	}
+	return rawSchema | rawFields
+}
+
+// columnsOf lists the columns of a schema mask: stamps, primitives in pmacct's
+// order, counters.
+func columnsOf(mask core.Field) []column {
+	cols := append([]column{}, stampCols...)
+	for _, p := range core.Primitives {
+		c, ok := primitiveColumns[p.Name]
+		if ok && mask&c.field != 0 {
+			cols = append(cols, c)
+		}
+	}
+	return append(cols, counterCols...)
+}
+
+// primitiveNames lists the primitives of a schema mask.
+func primitiveNames(mask core.Field) []string {
+	var names []string
+	for _, c := range columnsOf(mask) {
+		if c.field != 0 {
+			names = append(names, c.name)
+		}
+	}
+	if mask&rawSchema != 0 {
+		names = append(names, "(unaggregated)")
+	}
+	return names
+}
+
+// createTableSQL is the DDL of a hot table.
+func createTableSQL(name string, cols []column) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "CREATE TABLE %s (", name)
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(c.name + " " + c.typ)
+		if c.field == 0 {
+			b.WriteString(" NOT NULL")
+		}
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// rowWriter turns records into appender rows. It reuses its buffers.
+type rowWriter struct {
+	cols []column
+	vals []driver.Value
+	now  time.Time
+}
+
+func addrValue(a netip.Addr) driver.Value {
+	switch {
+	case a.Is4():
+		v := a.As4()
+		return v[:]
+	case a.IsValid():
+		v := a.As16()
+		return v[:]
+	}
+	return nil
+}
+
+func stamp(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// row fills w.vals for r.
+func (w *rowWriter) row(r *core.Record) []driver.Value {
+	if cap(w.vals) < len(w.cols) {
+		w.vals = make([]driver.Value, len(w.cols))
+	}
+	v := w.vals[:len(w.cols)]
+	for i := range w.cols {
+		switch w.cols[i].kind {
+		case kStampIn:
+			v[i] = stamp(firstNonZero(r, true, w.now))
+		case kStampUp:
+			v[i] = stamp(firstNonZero(r, false, w.now))
+		case kSrcAddr:
+			v[i] = addrValue(r.SrcAddr)
+		case kDstAddr:
+			v[i] = addrValue(r.DstAddr)
+		case kExporter:
+			v[i] = addrValue(r.Exporter)
+		case kSrcPort:
+			v[i] = r.SrcPort
+		case kDstPort:
+			v[i] = r.DstPort
+		case kProto:
+			v[i] = r.Proto
+		case kTCPFlags:
+			v[i] = r.TCPFlags
+		case kTOS:
+			v[i] = r.TOS
+		case kSrcMask:
+			v[i] = r.SrcMask
+		case kDstMask:
+			v[i] = r.DstMask
+		case kSrcAS:
+			v[i] = r.SrcAS
+		case kDstAS:
+			v[i] = r.DstAS
+		case kInIf:
+			v[i] = r.InIface
+		case kOutIf:
+			v[i] = r.OutIface
+		case kVLAN:
+			v[i] = r.VLAN
+		case kRate:
+			v[i] = r.SamplingRate
+		case kSrcMAC:
+			m := r.SrcMAC
+			v[i] = m[:]
+		case kDstMAC:
+			m := r.DstMAC
+			v[i] = m[:]
+		case kPackets:
+			v[i] = r.Packets
+		case kBytes:
+			v[i] = r.Bytes
+		case kFlows:
+			f := r.Flows
+			if f == 0 {
+				f = 1
+			}
+			v[i] = f
+		}
+	}
+	return v
+}
+
+// firstNonZero picks a record's stamp: stamp_inserted is the time bin
+// (aggregated records), else the flow's start, else its arrival, else the
+// write time; stamp_updated is the last write (aggregated records), else
+// the flow's end, else its arrival, else the write time.
+func firstNonZero(r *core.Record, inserted bool, now time.Time) int64 {
+	if r.Present&core.FieldStamps != 0 {
+		if inserted {
+			return r.StampInserted
+		}
+		return r.StampUpdated
+	}
+	a := r.End
+	if inserted {
+		a = r.Start
+	}
+	switch {
+	case a != 0:
+		return a
+	case r.Received != 0:
+		return r.Received
+	}
+	return now.UnixNano()
+}
