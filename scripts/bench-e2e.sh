@@ -12,7 +12,7 @@ rate=${1:-1000000}
 duration=${2:-10s}
 hosts=${3:-1000}
 work=$(mktemp -d /tmp/flowline-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 make -s build >/dev/null
 
 sum_file() { # prints "packets bytes" summed over pmacct JSON lines
@@ -80,8 +80,7 @@ if [ -x "$nfacctd" ]; then
 daemonize: false
 nfacctd_ip: 127.0.0.1
 nfacctd_port: 29996
-nfacctd_rcvbuf_size: 67108864
-nfacctd_time_new: true
+nfacctd_pipe_size: 67108864
 plugins: print
 aggregate: src_host,dst_host,src_port,dst_port,tcpflags,proto
 print_output: json
