@@ -27,10 +27,12 @@ package mysql
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,6 +128,10 @@ type MySQL struct {
 	sched     *lifecycle.Scheduler
 	compactMu sync.Mutex
 	cancelRun context.CancelFunc
+	// ledgerName is this output's row in flowline_ledger: the table and an
+	// id kept in the spool directory, so that collectors sharing a table
+	// keep separate sequence numbers.
+	ledgerName string
 	stmtBuf   []byte
 	tupBuf    []byte
 	tups      []tuple
@@ -202,7 +208,7 @@ func (o *MySQL) Init(env *core.Env) error {
 		o.now = time.Now
 	}
 	if err := o.validate(); err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
 	if err := o.registerMetrics(env.Metrics); err != nil {
 		return err
@@ -215,8 +221,13 @@ func (o *MySQL) Init(env *core.Env) error {
 	}
 	o.buf = newBuffer(dir, o.BufferRows, int64(o.SpoolSize))
 	if err := o.buf.open(0); err != nil {
-		return fmt.Errorf("%w", err)
+		return err
 	}
+	id, err := instanceID(dir)
+	if err != nil {
+		return err
+	}
+	o.ledgerName = o.Table + "@" + id
 	if _, sz, n := o.buf.sizes(); n > 0 {
 		o.log.Info("rows from a previous run wait in the spool", "batches", n, "bytes", sz, "dir", dir)
 	}
@@ -430,12 +441,12 @@ func (o *MySQL) Connect(ctx context.Context) error {
 	if o.db == nil {
 		c, err := o.driverConfig()
 		if err != nil {
-			return core.Permanent(fmt.Errorf("%w", err))
+			return core.Permanent(err)
 		}
 		o.dsn = c
 		conn, err := driver.NewConnector(c)
 		if err != nil {
-			return core.Permanent(fmt.Errorf("%w", err))
+			return core.Permanent(err)
 		}
 		o.db = sql.OpenDB(conn)
 		o.db.SetMaxOpenConns(4)
@@ -490,7 +501,7 @@ func (o *MySQL) setupLocked(ctx context.Context) error {
 	exists, err := o.lay.checkTable(ctx, o.db, o.Database, o.Table)
 	if err != nil {
 		if exists {
-			return core.Permanent(fmt.Errorf("%w", err))
+			return core.Permanent(err)
 		}
 		return o.classify(err)
 	}
@@ -508,13 +519,13 @@ func (o *MySQL) setupLocked(ctx context.Context) error {
 		return o.classify(fmt.Errorf("creating %s.flowline_ledger (the table that makes retries exact): %w", o.Database, err))
 	}
 	var seq sql.NullInt64
-	err = o.db.QueryRowContext(ctx, "SELECT seq FROM "+o.qtable("flowline_ledger")+" WHERE name = ?", o.Table).Scan(&seq)
+	err = o.db.QueryRowContext(ctx, "SELECT seq FROM "+o.qtable("flowline_ledger")+" WHERE name = ?", o.ledgerName).Scan(&seq)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return o.classify(err)
 	}
 	o.committed = uint64(seq.Int64)
 	if err := o.buf.open(o.committed); err != nil {
-		return core.Permanent(fmt.Errorf("%w", err))
+		return core.Permanent(err)
 	}
 	if o.policy != nil {
 		if err := o.setupLifecycle(ctx); err != nil {
@@ -622,4 +633,26 @@ func (o *MySQL) Close(ctx context.Context) error {
 		o.db.Close()
 	}
 	return err
+}
+
+// instanceID is a random id kept in dir/instance-id (made at the first
+// start); without a directory it is new for every process, which is right
+// as nothing of a previous process survives then either.
+func instanceID(dir string) (string, error) {
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	if dir == "" {
+		return id, nil
+	}
+	path := filepath.Join(dir, "instance-id")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return id, nil
 }

@@ -153,7 +153,7 @@ func TestCloseSpoolsAndNextStartWrites(t *testing.T) {
 	if p != wp || b != wb {
 		t.Fatalf("after restart: %d packets, %d bytes; want %d, %d", p, b, wp, wb)
 	}
-	if files, _ := filepath.Glob(filepath.Join(dataDir, "mysql-mysql", "*")); len(files) != 0 {
+	if files, _ := filepath.Glob(filepath.Join(dataDir, "mysql-mysql", "*.rows")); len(files) != 0 {
 		t.Fatalf("spool files left: %v", files)
 	}
 }

@@ -165,7 +165,7 @@ func (o *MySQL) ledgerHas(ctx context.Context, seq uint64) (bool, error) {
 	qctx, cancel := context.WithTimeout(ctx, time.Duration(o.Timeout))
 	defer cancel()
 	var got uint64
-	err := o.db.QueryRowContext(qctx, "SELECT seq FROM "+o.qtable("flowline_ledger")+" WHERE name = ?", o.Table).Scan(&got)
+	err := o.db.QueryRowContext(qctx, "SELECT seq FROM "+o.qtable("flowline_ledger")+" WHERE name = ?", o.ledgerName).Scan(&got)
 	if err != nil {
 		return false, err
 	}
@@ -251,7 +251,7 @@ func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert
 		return err
 	}
 	o.stmtBuf = stmt[:0]
-	if _, err := tx.ExecContext(ctx, "INSERT INTO "+o.qtable("flowline_ledger")+" (name, seq) VALUES (?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)", o.Table, last); err != nil {
+	if _, err := tx.ExecContext(ctx, "INSERT INTO "+o.qtable("flowline_ledger")+" (name, seq) VALUES (?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)", o.ledgerName, last); err != nil {
 		return err
 	}
 	return tx.Commit()
