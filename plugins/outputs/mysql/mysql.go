@@ -132,11 +132,11 @@ type MySQL struct {
 	// id kept in the spool directory, so that collectors sharing a table
 	// keep separate sequence numbers.
 	ledgerName string
-	stmtBuf   []byte
-	tupBuf    []byte
-	tups      []tuple
-	headSQL   string
-	now       func() time.Time
+	stmtBuf    []byte
+	tupBuf     []byte
+	tups       []tuple
+	headSQL    string
+	now        func() time.Time
 }
 
 // notSet marks life-cycle keys the configuration did not declare.
