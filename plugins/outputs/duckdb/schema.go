@@ -270,3 +270,20 @@ func firstNonZero(r *core.Record, inserted bool, now time.Time) int64 {
 	}
 	return now.UnixNano()
 }
+
+// IsColumn reports whether name is a primitive the store has a column for.
+func IsColumn(name string) bool {
+	_, ok := primitiveColumns[name]
+	return ok
+}
+
+// ColumnNames lists the primitives with a column, in pmacct's order.
+func ColumnNames() []string {
+	var names []string
+	for _, p := range core.Primitives {
+		if _, ok := primitiveColumns[p.Name]; ok {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
