@@ -72,9 +72,16 @@ func dropViewsSQL(names []string) []string {
 	return out
 }
 
-// emptySelect has the stamp and counter columns and no row: the view of a
-// store that holds nothing yet.
-const emptySelect = "SELECT NULL::TIMESTAMP AS stamp_inserted, NULL::TIMESTAMP AS stamp_updated, 0::UBIGINT AS packets, 0::UBIGINT AS bytes, 0::UBIGINT AS flows WHERE false"
+// emptySelect has every column a store may have and no row: the view of a
+// store that holds nothing yet, so that queries and `flowline top` answer
+// with no rows rather than an error.
+var emptySelect = func() string {
+	var sel []string
+	for _, c := range columnsOf(primitiveFields) {
+		sel = append(sel, fmt.Sprintf("NULL::%s AS %s", c.typ, c.name))
+	}
+	return "SELECT " + strings.Join(sel, ", ") + " WHERE false"
+}()
 
 // unionByName joins SELECTs; an empty list gives emptySelect.
 func unionByName(parts []string) string {

@@ -1,0 +1,279 @@
+// Package store runs the real flowline binary against its embedded store:
+// flowgen sends flows, the collector stores them in DuckDB, and the tests
+// read every total back with `flowline query --format json`, after SIGTERM,
+// after `flowline compact --now`, and after kill -9.
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flowline/flowline/internal/flowgen"
+)
+
+// flowlineBin is the binary under test, built once by TestMain.
+var flowlineBin string
+
+func TestMain(m *testing.M) {
+	short := false
+	for _, a := range os.Args {
+		if a == "-test.short=true" || a == "-test.short" {
+			short = true
+		}
+	}
+	dir, err := os.MkdirTemp("", "flowline-store")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if !short {
+		flowlineBin = filepath.Join(dir, "flowline")
+		cmd := exec.Command("go", "build", "-o", flowlineBin, "./cmd/flowline")
+		cmd.Dir = repoRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build flowline: %v\n%s", err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Join(wd, "..", "..")
+}
+
+func needBinary(t *testing.T) {
+	t.Helper()
+	if flowlineBin == "" {
+		t.Skip("end-to-end tests need the binary; skipped with -short")
+	}
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// collector is a running `flowline run`.
+type collector struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan error
+}
+
+// start runs `flowline run` in dir with args (e.g. --config FILE) and env,
+// and waits until the pipeline runs.
+func start(t *testing.T, dir string, env []string, args ...string) *collector {
+	t.Helper()
+	needBinary(t)
+	c := &collector{t: t, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	c.cmd = exec.Command(flowlineBin, append([]string{"run"}, args...)...)
+	c.cmd.Dir = dir
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.Stderr = c.stderr
+	c.cmd.Stdout = io.Discard
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(c.stderr.String(), "pipeline running") {
+		select {
+		case err := <-c.done:
+			t.Fatalf("flowline exited at start: %v\n%s", err, c.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flowline did not start within 60s:\n%s", c.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return c
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (c *collector) stop() {
+	c.t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		c.t.Fatal(err)
+	}
+	select {
+	case err := <-c.done:
+		if err != nil {
+			c.t.Fatalf("flowline exited with %v after SIGTERM:\n%s", err, c.stderr.String())
+		}
+	case <-time.After(90 * time.Second):
+		_ = c.cmd.Process.Kill()
+		c.t.Fatalf("flowline did not exit within 90s of SIGTERM:\n%s", c.stderr.String())
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (c *collector) kill() {
+	c.t.Helper()
+	_ = c.cmd.Process.Kill()
+	<-c.done
+}
+
+// cli runs a flowline subcommand in dir and returns its stdout; a non-zero
+// exit fails the test.
+func cli(t *testing.T, dir string, env []string, args ...string) string {
+	t.Helper()
+	out, stderr, err := cliErr(dir, env, args...)
+	if err != nil {
+		t.Fatalf("flowline %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr)
+	}
+	return out
+}
+
+func cliErr(dir string, env []string, args ...string) (string, string, error) {
+	cmd := exec.Command(flowlineBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+// storeTotals are sums over a view.
+type storeTotals struct {
+	Rows    uint64
+	Packets uint64
+	Bytes   uint64
+	Flows   uint64
+}
+
+// queryTotals reads the totals of a view (flows_all by default) with
+// `flowline query --format json`; args come before the SQL (--config FILE).
+func queryTotals(t *testing.T, dir string, env []string, view string, args ...string) storeTotals {
+	t.Helper()
+	q := fmt.Sprintf("SELECT count(*) AS n, coalesce(sum(packets), 0) AS packets, coalesce(sum(bytes), 0) AS bytes, coalesce(sum(flows), 0) AS flows FROM %s", view)
+	out := cli(t, dir, env, append(append([]string{"query", "--format", "json"}, args...), q)...)
+	rows := decodeRows(t, out)
+	if len(rows) != 1 {
+		t.Fatalf("query returned %d rows: %s", len(rows), out)
+	}
+	r := rows[0]
+	return storeTotals{num(t, r["n"]), num(t, r["packets"]), num(t, r["bytes"]), num(t, r["flows"])}
+}
+
+func decodeRows(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.UseNumber()
+	var rows []map[string]any
+	if err := dec.Decode(&rows); err != nil {
+		t.Fatalf("query output is not a JSON array: %v\n%s", err, out)
+	}
+	return rows
+}
+
+func num(t *testing.T, v any) uint64 {
+	t.Helper()
+	n, ok := v.(json.Number)
+	if !ok {
+		t.Fatalf("%v (%T) is not a number", v, v)
+	}
+	u, err := strconv.ParseUint(n.String(), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// send runs flowgen and returns its totals.
+func send(t *testing.T, cfg flowgen.Config) flowgen.Totals {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tot, err := flowgen.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("flowgen: %v", err)
+	}
+	return tot
+}
+
+// storeConfig is a collector on loopback ports storing 5-tuples in 1m bins
+// with the given lifecycle table (may be "").
+func storeConfig(udpPort, metricsPort int, refresh, lifecycle string) string {
+	return fmt.Sprintf(`
+[agent]
+  data_dir = "./data"
+  metrics_address = "127.0.0.1:%d"
+
+[[inputs.netflow]]
+  address = "127.0.0.1:%d"
+  read_buffer = "64MiB"
+
+[[processors.aggregate]]
+  primitives = ["src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"]
+  history = "1m"
+  refresh = %q
+
+[[outputs.duckdb]]
+%s
+`, metricsPort, udpPort, refresh, lifecycle)
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
