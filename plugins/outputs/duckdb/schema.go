@@ -166,6 +166,17 @@ type rowWriter struct {
 	cols []column
 	vals []driver.Value
 	now  time.Time
+	// The last stamps and their boxed values: rows of one refresh share
+	// them, and boxing a time.Time allocates.
+	lastIn, lastUp   int64
+	boxedIn, boxedUp driver.Value
+}
+
+func (w *rowWriter) stampValue(ns int64, last *int64, boxed *driver.Value) driver.Value {
+	if *boxed == nil || ns != *last {
+		*last, *boxed = ns, stamp(ns)
+	}
+	return *boxed
 }
 
 func addrValue(a netip.Addr) driver.Value {
@@ -191,9 +202,9 @@ func (w *rowWriter) row(r *core.Record) []driver.Value {
 	for i := range w.cols {
 		switch w.cols[i].kind {
 		case kStampIn:
-			v[i] = stamp(firstNonZero(r, true, w.now))
+			v[i] = w.stampValue(firstNonZero(r, true, w.now), &w.lastIn, &w.boxedIn)
 		case kStampUp:
-			v[i] = stamp(firstNonZero(r, false, w.now))
+			v[i] = w.stampValue(firstNonZero(r, false, w.now), &w.lastUp, &w.boxedUp)
 		case kSrcAddr:
 			v[i] = addrValue(r.SrcAddr)
 		case kDstAddr:

@@ -514,14 +514,22 @@ func (s *Store) Write(ctx context.Context, recs []core.Record) (int, error) {
 		s.rw = rowWriter{cols: t.cols}
 	}
 	s.rw.now = time.Now()
-	if _, err := s.exec(ctx, "BEGIN"); err != nil {
-		return 0, err
+	// The appender's flush appends everything it buffers in one transaction
+	// of its own, unless it flushed by itself on the way (at 204,800 rows):
+	// larger batches get an explicit transaction around it.
+	explicit := len(recs)-first >= appenderFlushRows
+	if explicit {
+		if _, err := s.exec(ctx, "BEGIN"); err != nil {
+			return 0, err
+		}
 	}
 	n := 0
 	fail := func(err error) (int, error) {
 		// Drop what the appender buffers, so that closing it flushes nothing.
 		s.app.Clear()
-		s.conn.ExecContext(context.Background(), "ROLLBACK")
+		if explicit {
+			s.conn.ExecContext(context.Background(), "ROLLBACK")
+		}
 		s.app.Close()
 		s.app, s.appTab = nil, nil
 		return 0, err
@@ -542,11 +550,18 @@ func (s *Store) Write(ctx context.Context, recs []core.Record) (int, error) {
 	if err := s.app.Flush(); err != nil {
 		return fail(fmt.Errorf("append: %w", err))
 	}
-	if _, err := s.exec(ctx, "COMMIT"); err != nil {
-		return fail(err)
+	if explicit {
+		if _, err := s.exec(ctx, "COMMIT"); err != nil {
+			return fail(err)
+		}
 	}
 	return n, nil
 }
+
+// appenderFlushRows is below the row count at which DuckDB's appender
+// flushes by itself (204,800): batches smaller than this are committed by
+// the one flush at their end.
+const appenderFlushRows = 100_000
 
 // Checkpoint writes the WAL into the database file.
 func (s *Store) Checkpoint(ctx context.Context) error {
