@@ -159,6 +159,11 @@ func BenchmarkStoredSize(b *testing.B) {
 				for _, f := range s.files {
 					comp += f.fileBytes
 				}
+				res, err := s.Query(context.Background(), fmt.Sprintf(`SELECT path_in_schema, any_value(encodings), round(sum(total_compressed_size) / %d, 2) AS per_row
+					FROM parquet_metadata(%s) GROUP BY ALL ORDER BY per_row DESC`, len(recs), quote(s.absPath(s.files[0].path))))
+				if err == nil {
+					b.Logf("bytes per row by column (first file): %v", res.Rows)
+				}
 				s.Close()
 				b.ReportMetric(float64(hot)/float64(len(recs)), "B/row-hot")
 				b.ReportMetric(float64(st.Size())/float64(len(recs)), "B/row-hotfile")
@@ -330,4 +335,34 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkParquetOptions compares Parquet writer options on the same rows.
+func BenchmarkParquetOptions(b *testing.B) {
+	saved := parquetOptions
+	defer func() { parquetOptions = saved }()
+	recs := cachedRows(1_000_000, 10000, 20000)
+	for _, o := range []struct{ name, opt string }{{"v2", ", PARQUET_VERSION v2"}, {"v1", ", PARQUET_VERSION v1"}, {"v2-dict", ", PARQUET_VERSION v2, DICTIONARY_SIZE_LIMIT 1000000"}} {
+		b.Run(o.name, func(b *testing.B) {
+			parquetOptions = o.opt
+			for b.Loop() {
+				dir := b.TempDir()
+				s, err := Open(context.Background(), Options{Path: filepath.Join(dir, "f.duckdb"), Archive: filepath.Join(dir, "archive")})
+				if err != nil {
+					b.Fatal(err)
+				}
+				writeAll(b, s, recs)
+				end := time.Unix(0, recs[len(recs)-1].StampInserted).Add(time.Hour)
+				if _, err := s.Compact(context.Background(), end, policy(0, 0)); err != nil {
+					b.Fatal(err)
+				}
+				var comp uint64
+				for _, f := range s.files {
+					comp += f.fileBytes
+				}
+				s.Close()
+				b.ReportMetric(float64(comp)/float64(len(recs)), "B/row-zstd")
+			}
+		})
+	}
 }

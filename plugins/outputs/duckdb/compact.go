@@ -181,7 +181,7 @@ func (s *Store) writeParquet(ctx context.Context, q string, f *newFile, level in
 		return err
 	}
 	tmp := f.abs + ".tmp"
-	copyQ := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL %d, ROW_GROUP_SIZE 1000000, PARQUET_VERSION v2)", q, quote(tmp), level)
+	copyQ := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL %d, ROW_GROUP_SIZE 1000000%s)", q, quote(tmp), level, parquetOptions)
 	if _, err := s.exec(ctx, copyQ); err != nil {
 		os.Remove(tmp)
 		return err
@@ -427,3 +427,7 @@ func (s *Store) expire(ctx context.Context, now time.Time, p lifecycle.Policy, r
 	rep.DeletedPartitions += len(parts)
 	return nil
 }
+
+// parquetOptions are the extra COPY options of archive files (measured in
+// BenchmarkParquetOptions).
+var parquetOptions = ", PARQUET_VERSION v2"
