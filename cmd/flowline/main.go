@@ -99,7 +99,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	if args[0] == "check" && len(args) == 2 {
 		cfg, err := config.Load(args[1])
 		if err == nil {
-			_, err = engine.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+			err = checkPlugins(cfg)
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "flowline:", err)
@@ -110,6 +110,20 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprint(stderr, "usage: flowline config | flowline config check FILE\n")
 	return 2
+}
+
+// checkPlugins builds the pipeline, which runs every plugin's Init, against
+// a scratch data directory: a check must neither touch the running
+// collector's files (its store is locked while it runs) nor leave any behind.
+func checkPlugins(cfg *config.Config) error {
+	scratch, err := os.MkdirTemp("", "flowline-check")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(scratch)
+	cfg.Agent.DataDir = scratch
+	_, err = engine.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	return err
 }
 
 func cmdRun(args []string, stderr io.Writer) int {
