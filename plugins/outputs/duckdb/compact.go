@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -67,18 +68,30 @@ type newFile struct {
 // then commits the manifest change together with the removal of what they
 // replace in one transaction; a crash at any point leaves either the old
 // state (the new files are orphans that the next open removes) or the new.
+//
+// A pass runs on a connection of its own, in a transaction begun before it
+// reads the hot rows: ingestion goes on meanwhile (its commits are not in
+// the pass's snapshot, so the pass deletes exactly the rows it archived),
+// and waits only while the pass commits.
 func (s *Store) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) (lifecycle.Report, error) {
 	start := time.Now()
 	var rep lifecycle.Report
 	if s.opt.ReadOnly {
 		return rep, errors.New("compact: the store is open read-only")
 	}
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conn == nil {
+	closed := s.conn == nil
+	var err error
+	if !closed {
+		err = s.reconcile()
+	}
+	s.mu.Unlock()
+	if closed {
 		return rep, errors.New("store closed")
 	}
-	if err := s.reconcile(); err != nil {
+	if err != nil {
 		return rep, err
 	}
 	if err := s.compress(ctx, now, p, &rep); err != nil {
@@ -111,26 +124,41 @@ func (s *Store) compressCutoff(now time.Time, p lifecycle.Policy) int64 {
 func (s *Store) compress(ctx context.Context, now time.Time, p lifecycle.Policy, rep *lifecycle.Report) error {
 	cut := s.compressCutoff(now, p)
 	part := s.opt.Partition.Microseconds()
-	for _, t := range s.tables {
-		rows, err := s.conn.QueryContext(ctx, fmt.Sprintf(
+	s.mu.Lock()
+	tables := append([]*tableVersion{}, s.tables...)
+	gen := s.gen
+	s.mu.Unlock()
+	c := s.pconn
+	for _, t := range tables {
+		if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+			return err
+		}
+		abort := func(err error) error {
+			c.ExecContext(context.Background(), "ROLLBACK")
+			return err
+		}
+		rows, err := c.QueryContext(ctx, fmt.Sprintf(
 			"SELECT DISTINCT epoch_us(stamp_inserted) // %d AS p FROM %s WHERE stamp_inserted < make_timestamp(%d) ORDER BY p", part, t.name, cut))
 		if err != nil {
-			return err
+			return abort(err)
 		}
 		var parts []int64
 		for rows.Next() {
 			var p int64
 			if err := rows.Scan(&p); err != nil {
 				rows.Close()
-				return err
+				return abort(err)
 			}
 			parts = append(parts, p*part)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return err
+			return abort(err)
 		}
 		if len(parts) == 0 {
+			if err := abort(nil); err != nil {
+				return err
+			}
 			continue
 		}
 		var files []newFile
@@ -147,15 +175,15 @@ func (s *Store) compress(ctx context.Context, now time.Time, p lifecycle.Policy,
 			where := fmt.Sprintf("stamp_inserted >= make_timestamp(%d) AND stamp_inserted < make_timestamp(%d)", lo, hi)
 			f := s.newFileEntry(RawTier, t.version, lo, lo+part)
 			q := fmt.Sprintf("SELECT * FROM %s WHERE %s ORDER BY %s", t.name, where, order)
-			if err := s.writeParquet(ctx, q, &f, p.CompressLevel); err != nil {
+			if err := s.writeParquet(ctx, c, q, &f, p.CompressLevel); err != nil {
 				cleanup()
-				return err
+				return abort(err)
 			}
 			files = append(files, f)
 			want += f.rows
 		}
 		del := fmt.Sprintf("DELETE FROM %s WHERE stamp_inserted < make_timestamp(%d)", t.name, cut)
-		if err := s.commitFiles(ctx, files, nil, nil, []string{del}, []uint64{want}); err != nil {
+		if err := s.commitFiles(ctx, gen, files, nil, nil, []string{del}, []uint64{want}); err != nil {
 			cleanup()
 			return err
 		}
@@ -176,17 +204,17 @@ func (s *Store) newFileEntry(tier string, version int, lo, hi int64) newFile {
 
 // writeParquet writes the result of q to f's temporary file with zstd,
 // reads its totals back from the file, syncs it and renames it into place.
-func (s *Store) writeParquet(ctx context.Context, q string, f *newFile, level int) error {
+func (s *Store) writeParquet(ctx context.Context, c *sql.Conn, q string, f *newFile, level int) error {
 	if err := os.MkdirAll(filepath.Dir(f.abs), 0o755); err != nil {
 		return err
 	}
 	tmp := f.abs + ".tmp"
 	copyQ := fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL %d, ROW_GROUP_SIZE 1000000%s)", q, quote(tmp), level, parquetOptions)
-	if _, err := s.exec(ctx, copyQ); err != nil {
+	if _, err := c.ExecContext(ctx, copyQ); err != nil {
 		os.Remove(tmp)
-		return err
+		return fmt.Errorf("%s: %w", firstLine(copyQ), err)
 	}
-	err := s.conn.QueryRowContext(ctx, fmt.Sprintf(
+	err := c.QueryRowContext(ctx, fmt.Sprintf(
 		"SELECT count(*), coalesce(sum(flows), 0)::UBIGINT, coalesce(sum(packets), 0)::UBIGINT, coalesce(sum(bytes), 0)::UBIGINT FROM read_parquet(%s)", quote(tmp))).
 		Scan(&f.rows, &f.flows, &f.packets, &f.bytes)
 	if err != nil {
@@ -230,12 +258,27 @@ func syncDir(p string) error {
 	return d.Sync()
 }
 
-// commitFiles lists the new files in the manifest, records rolled-up raw
-// files, drops the removed files from the manifest, runs the deletions
+// commitFiles finishes a step's transaction on the pass connection (begun
+// by the caller): it lists the new files in the manifest, records rolled-up
+// raw files, drops the removed files from the manifest, runs the deletions
 // (checking each deletes exactly the expected number of rows when given),
-// rebuilds the views and advances the file counter: one transaction.
-func (s *Store) commitFiles(ctx context.Context, files []newFile, rolled [][2]string, removed []string, deletes []string, expect []uint64) error {
-	stmts := []string{"BEGIN"}
+// rebuilds the views and advances the file counter, and commits. It holds
+// the writer lock meanwhile; a table version created since the pass began
+// (gen) aborts the step, which the next pass redoes.
+func (s *Store) commitFiles(ctx context.Context, gen int, files []newFile, rolled [][2]string, removed []string, deletes []string, expect []uint64) error {
+	c := s.pconn
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rollback := func(err error) error {
+		c.ExecContext(context.Background(), "ROLLBACK")
+		// The in-memory manifest may be ahead: reload it from the file.
+		_ = s.load(context.Background())
+		return err
+	}
+	if s.gen != gen {
+		return rollback(errors.New("the table versions changed during the pass; the next pass redoes it"))
+	}
+	var stmts []string
 	for _, f := range files {
 		stmts = append(stmts, fmt.Sprintf("INSERT INTO flowline_files VALUES (%s, %s, %d, make_timestamp(%d), make_timestamp(%d), %d, %d, %d, %d, %d, now())",
 			quote(f.path), quote(f.tier), f.version, f.partStart, f.partEnd, f.rows, f.flows, f.packets, f.bytes, f.fileBytes))
@@ -247,21 +290,15 @@ func (s *Store) commitFiles(ctx context.Context, files []newFile, rolled [][2]st
 		stmts = append(stmts, "DELETE FROM flowline_files WHERE path = "+quote(p), "DELETE FROM flowline_rolled WHERE path = "+quote(p))
 	}
 	stmts = append(stmts, fmt.Sprintf("UPDATE flowline_meta SET value = '%d' WHERE key = 'next_file'", s.nextFile))
-	rollback := func(err error) error {
-		s.conn.ExecContext(context.Background(), "ROLLBACK")
-		// The in-memory manifest may be ahead: reload it from the file.
-		_ = s.load(context.Background())
-		return err
-	}
 	for _, q := range stmts {
-		if _, err := s.exec(ctx, q); err != nil {
-			return rollback(err)
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			return rollback(fmt.Errorf("%s: %w", firstLine(q), err))
 		}
 	}
 	for i, q := range deletes {
-		res, err := s.exec(ctx, q)
+		res, err := c.ExecContext(ctx, q)
 		if err != nil {
-			return rollback(err)
+			return rollback(fmt.Errorf("%s: %w", firstLine(q), err))
 		}
 		if i < len(expect) {
 			n, _ := res.RowsAffected()
@@ -270,13 +307,13 @@ func (s *Store) commitFiles(ctx context.Context, files []newFile, rolled [][2]st
 			}
 		}
 	}
-	if err := s.loadManifest(ctx, s.conn); err != nil {
+	if err := s.loadManifest(ctx, c); err != nil {
 		return rollback(err)
 	}
-	if err := s.buildViews(ctx, s.conn); err != nil {
+	if err := s.buildViews(ctx, c); err != nil {
 		return rollback(err)
 	}
-	if _, err := s.exec(ctx, "COMMIT"); err != nil {
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
 		return rollback(err)
 	}
 	return nil
@@ -297,6 +334,10 @@ func (s *Store) rollup(ctx context.Context, now time.Time, r lifecycle.Rollup, r
 	if len(byPart) == 0 {
 		return nil
 	}
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	c := s.pconn
 	parts := make([]int64, 0, len(byPart))
 	for p := range byPart {
 		parts = append(parts, p)
@@ -332,7 +373,7 @@ func (s *Store) rollup(ctx context.Context, now time.Time, r lifecycle.Rollup, r
 		cols = append(cols, stampCols...)
 		q := "SELECT * FROM (" + sel + ") ORDER BY " + orderBy(colsHas(cols))
 		f := s.newFileEntry(tier, maxVersion(src), p, src[0].partEnd)
-		if err := s.writeParquet(ctx, q, &f, 9); err != nil {
+		if err := s.writeParquet(ctx, c, q, &f, 9); err != nil {
 			cleanup()
 			return err
 		}
@@ -342,7 +383,11 @@ func (s *Store) rollup(ctx context.Context, now time.Time, r lifecycle.Rollup, r
 			return fmt.Errorf("tier file %s holds %d packets, %d bytes, %d flows; its raw files %d, %d, %d", f.path, f.packets, f.bytes, f.flows, want.packets, want.bytes, want.flows)
 		}
 	}
-	if err := s.commitFiles(ctx, files, rolled, nil, nil, nil); err != nil {
+	if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+		cleanup()
+		return err
+	}
+	if err := s.commitFiles(ctx, gen, files, rolled, nil, nil, nil); err != nil {
 		cleanup()
 		return err
 	}
@@ -383,23 +428,35 @@ func (s *Store) expire(ctx context.Context, now time.Time, p lifecycle.Policy, r
 			}
 		}
 	}
+	s.mu.Lock()
+	tables := append([]*tableVersion{}, s.tables...)
+	gen := s.gen
+	s.mu.Unlock()
+	c := s.pconn
+	if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+		return err
+	}
+	abort := func(err error) error {
+		c.ExecContext(context.Background(), "ROLLBACK")
+		return err
+	}
 	drop(RawTier, time.Duration(p.DeleteAfter))
 	if p.DeleteAfter > 0 {
 		cut := floorTo(micros(now.Add(-time.Duration(p.DeleteAfter))), part)
-		for _, t := range s.tables {
+		for _, t := range tables {
 			var n int64
 			q := fmt.Sprintf("SELECT epoch_us(stamp_inserted) // %d * %d AS p, count(*) FROM %s WHERE stamp_inserted < make_timestamp(%d) GROUP BY p", part, part, t.name, cut)
-			prow, err := s.conn.QueryContext(ctx, q)
+			prow, err := c.QueryContext(ctx, q)
 			if err != nil {
-				return err
+				return abort(err)
 			}
 			for prow.Next() {
-				var p, c int64
-				if err := prow.Scan(&p, &c); err != nil {
+				var p, k int64
+				if err := prow.Scan(&p, &k); err != nil {
 					prow.Close()
-					return err
+					return abort(err)
 				}
-				n += c
+				n += k
 				parts[fmt.Sprint(RawTier, p)] = true
 			}
 			prow.Close()
@@ -413,9 +470,9 @@ func (s *Store) expire(ctx context.Context, now time.Time, p lifecycle.Policy, r
 		drop(r.Name(), time.Duration(p.TierDeleteAfter(r)))
 	}
 	if len(removed) == 0 && len(deletes) == 0 {
-		return nil
+		return abort(nil)
 	}
-	if err := s.commitFiles(ctx, nil, nil, removed, deletes, nil); err != nil {
+	if err := s.commitFiles(ctx, gen, nil, nil, removed, deletes, nil); err != nil {
 		return err
 	}
 	for _, a := range removedAbs {

@@ -502,3 +502,58 @@ func TestOrphansRemoved(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// TestCompactWhileWriting runs passes while batches keep arriving, some of
+// them for bins the pass is archiving: no row is lost or counted twice.
+func TestCompactWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	var want totals
+	for m := range 120 {
+		recs := aggRecords(500, t0.Add(time.Duration(m)*time.Minute), m)
+		write(t, s, recs)
+		want.add(sumRecs(recs))
+	}
+	done := make(chan totals)
+	go func() {
+		var w totals
+		for i := range 200 {
+			// Alternately an old bin (being archived) and a new one.
+			bin := t0.Add(time.Duration(i%120) * time.Minute)
+			if i%2 == 1 {
+				bin = t0.Add(3 * time.Hour)
+			}
+			recs := aggRecords(300, bin, 1000+i)
+			if _, err := s.Write(ctx, recs); err != nil {
+				t.Error(err)
+				break
+			}
+			w.add(sumRecs(recs))
+		}
+		done <- w
+	}()
+	passes := 0
+	for {
+		select {
+		case w := <-done:
+			want.add(w)
+			if _, err := s.Compact(ctx, t0.Add(2*time.Hour), policy(0, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if got := sums(t, s, "flows_all"); got != want {
+				t.Fatalf("after %d concurrent passes: %+v, want %+v", passes, got, want)
+			}
+			res, err := s.Query(ctx, "SELECT count(*) FROM flows WHERE stamp_inserted < TIMESTAMP '2026-11-28 05:00:00'")
+			if err != nil || toUint(t, res.Rows[0][0]) != 0 {
+				t.Fatalf("old hot rows left: %v %v", res, err)
+			}
+			t.Logf("%d passes ran during the writes", passes)
+			return
+		default:
+		}
+		if _, err := s.Compact(ctx, t0.Add(2*time.Hour), policy(0, 0)); err != nil {
+			t.Fatal(err)
+		}
+		passes++
+	}
+}

@@ -88,8 +88,15 @@ type Store struct {
 
 	// mu serializes writes, compaction and schema changes; conn is the
 	// connection they use (queries take other connections from db).
-	mu       sync.Mutex
-	conn     *sql.Conn
+	mu   sync.Mutex
+	conn *sql.Conn
+	// gen counts table-version changes, so that a pass that began before
+	// one does not commit over it.
+	gen int
+	// passMu runs one life-cycle pass at a time, on pconn. The manifest
+	// (files, rolled, nextFile) changes only with both passMu and mu held.
+	passMu   sync.Mutex
+	pconn    *sql.Conn
 	tables   []*tableVersion
 	files    []fileEntry
 	rolled   map[string]map[string]bool // tier -> raw file paths rolled into it
@@ -141,6 +148,13 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		return nil, openError(opt.Path, err)
 	}
 	s.conn = conn
+	if !opt.ReadOnly {
+		if s.pconn, err = db.Conn(ctx); err != nil {
+			conn.Close()
+			db.Close()
+			return nil, openError(opt.Path, err)
+		}
+	}
 	if err := s.init(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -400,9 +414,15 @@ func (s *Store) reconcile() error {
 
 // Close closes the store.
 func (s *Store) Close() error {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
+	if s.pconn != nil {
+		errs = append(errs, s.pconn.Close())
+		s.pconn = nil
+	}
 	if s.app != nil {
 		errs = append(errs, s.app.Close())
 		s.app = nil
@@ -457,6 +477,7 @@ func (s *Store) current(ctx context.Context, mask core.Field) (*tableVersion, er
 	if cur != nil {
 		cur.name = fmt.Sprintf("flows_v%d", cur.version)
 	}
+	s.gen++
 	s.tables = append(s.tables, t)
 	if err := s.buildViews(ctx, s.conn); err != nil {
 		s.conn.ExecContext(ctx, "ROLLBACK")
