@@ -3,7 +3,11 @@ package duckdb
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/big"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
+	"github.com/flowline/flowline/core/metrics"
 )
 
 var ctx = context.Background()
@@ -271,7 +278,7 @@ func TestCompactMovesEverythingAndKeepsTotals(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.CompressedFiles != 0 {
-		t.Fatalf("compressed %d files at 05:10 with compress_after 1h; want 0", rep.CompressedFiles)
+		t.Fatalf("compressed %d files at 04:50 with compress_after 1h; want 0", rep.CompressedFiles)
 	}
 	rep, err = s.Compact(ctx, t0.Add(2*time.Hour+10*time.Minute), policy(time.Hour, 0))
 	if err != nil {
@@ -555,5 +562,72 @@ func TestCompactWhileWriting(t *testing.T) {
 			t.Fatal(err)
 		}
 		passes++
+	}
+}
+
+// TestPluginAPI drives the plugin as the engine does and asks it over the
+// metrics address as the CLI does while the collector holds the file.
+func TestPluginAPI(t *testing.T) {
+	dir := t.TempDir()
+	reg := metrics.New()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if err := reg.Serve(sctx, addr, false, func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	d := New()
+	d.Lifecycle.CompressAfter = 0
+	if err := d.Init(&core.Env{DataDir: dir, Name: "store", Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}); err != nil {
+		t.Fatal(err)
+	}
+	if d.Policy() == nil || d.Policy().DeleteAfter != lifecycle.DefaultPolicy().DeleteAfter {
+		t.Fatalf("policy %+v: want the defaults but compress_after", d.Policy())
+	}
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := core.NewBatch()
+	b.Records = append(b.Records, aggRecords(1000, t0, 1)...)
+	want := sumRecs(b.Records)
+	if err := d.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	post := func(what, body string) (int, string) {
+		resp, err := http.Post("http://"+addr+APIPath("store", what), "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	code, out := post("query", `{"sql": "SELECT sum(packets) AS p FROM flows_all"}`)
+	if code != 200 || !strings.Contains(out, fmt.Sprintf(`"rows":[[%d]]`, want.packets)) {
+		t.Fatalf("query: %d %s", code, out)
+	}
+	if code, out := post("query", `{"sql": "DELETE FROM flows"}`); code != 400 || !strings.Contains(out, "read-only") {
+		t.Fatalf("DELETE over the API: %d %s", code, out)
+	}
+	if code, out := post("compact", `{}`); code != 200 || !strings.Contains(out, `"compressed_rows":1000`) {
+		t.Fatalf("compact: %d %s", code, out)
+	}
+	if code, out := post("stats", `{}`); code != 200 || !strings.Contains(out, `"compressed_rows":1000`) {
+		t.Fatalf("stats: %d %s", code, out)
+	}
+	if resp, err := http.Get("http://" + addr + APIPath("store", "stats")); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET: %v %v", resp, err)
+	}
+	if err := d.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := post("query", `{"sql": "SELECT 1"}`); code != 404 {
+		t.Fatalf("API after Close: %d", code)
 	}
 }
