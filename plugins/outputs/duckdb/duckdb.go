@@ -71,6 +71,8 @@ type DuckDB struct {
 	Partition config.Duration `toml:"partition"`
 	// Threads bounds DuckDB's worker threads (0: one per core).
 	Threads int `toml:"threads"`
+	// MemoryLimit bounds DuckDB's memory (0: 80% of the RAM).
+	MemoryLimit config.Size `toml:"memory_limit"`
 	// Lifecycle is the [outputs.duckdb.lifecycle] table; without it rows
 	// stay hot forever.
 	Lifecycle lifecycle.Policy `toml:"lifecycle"`
@@ -104,6 +106,9 @@ func (d *DuckDB) Validate() error {
 	if d.Threads < 0 {
 		return errors.New("threads must not be negative")
 	}
+	if d.MemoryLimit < 0 || d.MemoryLimit > 0 && d.MemoryLimit < 64<<20 {
+		return fmt.Errorf("memory_limit = %s: at least 64MiB (or 0 for DuckDB's default)", d.MemoryLimit)
+	}
 	p, err := d.Lifecycle.Resolve()
 	if err != nil {
 		return err
@@ -123,7 +128,7 @@ func (d *DuckDB) StoreOptions(dataDir string, readOnly bool) Options {
 		}
 		return p
 	}
-	o := Options{Path: abs(d.Path), Archive: abs(d.Archive), Partition: time.Duration(d.Partition), ReadOnly: readOnly, Threads: d.Threads}
+	o := Options{Path: abs(d.Path), Archive: abs(d.Archive), Partition: time.Duration(d.Partition), ReadOnly: readOnly, Threads: d.Threads, MemoryLimit: int64(d.MemoryLimit)}
 	if d.policy != nil {
 		o.Rollups = d.policy.Rollups
 	}

@@ -583,6 +583,7 @@ func TestPluginAPI(t *testing.T) {
 	}
 	d := New()
 	d.Lifecycle.CompressAfter = 0
+	d.MemoryLimit = 256 << 20
 	if err := d.Init(&core.Env{DataDir: dir, Name: "store", Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}); err != nil {
 		t.Fatal(err)
 	}
@@ -607,6 +608,9 @@ func TestPluginAPI(t *testing.T) {
 		defer resp.Body.Close()
 		out, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(out)
+	}
+	if code, out := post("query", `{"sql": "SELECT current_setting('memory_limit') AS m"}`); code != 200 || !strings.Contains(out, "256.0 MiB") {
+		t.Fatalf("memory_limit: %d %s", code, out)
 	}
 	code, out := post("query", `{"sql": "SELECT sum(packets) AS p FROM flows_all"}`)
 	if code != 200 || !strings.Contains(out, fmt.Sprintf(`"rows":[[%d]]`, want.packets)) {

@@ -52,7 +52,10 @@ type Options struct {
 	Rollups []lifecycle.Rollup
 	// Threads bounds DuckDB's worker threads (0: DuckDB's default).
 	Threads int
-	Logger  *slog.Logger
+	// MemoryLimit bounds DuckDB's memory in bytes (0: DuckDB's default, 80%
+	// of the RAM).
+	MemoryLimit int64
+	Logger      *slog.Logger
 }
 
 // tableVersion is one hot table: the current one is named flows; when the
@@ -136,6 +139,9 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	}
 	if opt.Threads > 0 {
 		dsn += "&threads=" + strconv.Itoa(opt.Threads)
+	}
+	if opt.MemoryLimit > 0 {
+		dsn += "&memory_limit=" + strconv.FormatInt(max(opt.MemoryLimit>>10, 1), 10) + "KiB"
 	}
 	db, err := sql.Open("duckdb", dsn)
 	if err != nil {
