@@ -70,3 +70,36 @@ func TestSchedulerRunsUntilStopped(t *testing.T) {
 		t.Fatal("passes continued after Stop")
 	}
 }
+
+func TestResolve(t *testing.T) {
+	if p, err := Unset().Resolve(); p != nil || err != nil {
+		t.Fatalf("nothing declared: %+v, %v; want no life cycle", p, err)
+	}
+	u := Unset()
+	u.CompressAfter = 0 // compress_after = "0s": declared, and not the default
+	p, err := u.Resolve()
+	if err != nil || p == nil {
+		t.Fatal(p, err)
+	}
+	d := DefaultPolicy()
+	if p.CompressAfter != 0 || p.DeleteAfter != d.DeleteAfter || p.CheckEvery != d.CheckEvery || p.CompressLevel != d.CompressLevel {
+		t.Fatalf("resolved %+v", p)
+	}
+	u = Unset()
+	u.Rollups = []Rollup{{After: config.Duration(100 * 24 * time.Hour), History: config.Duration(time.Hour), Primitives: []string{"proto"}}}
+	if _, err := u.Resolve(); err == nil || !strings.Contains(err.Error(), "rolled up") {
+		t.Fatalf("a tier after delete_after: %v", err)
+	}
+	u.Rollups[0].After = config.Duration(time.Hour)
+	p, err = u.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.TierDeleteAfter(p.Rollups[0]) != d.DeleteAfter {
+		t.Fatal("a tier without delete_after takes the policy's")
+	}
+	p.Rollups[0].DeleteAfter = config.Duration(365 * 24 * time.Hour)
+	if p.TierDeleteAfter(p.Rollups[0]) != p.Rollups[0].DeleteAfter {
+		t.Fatal("a tier's own delete_after")
+	}
+}
