@@ -98,7 +98,7 @@ func (s *Store) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 		return rep, fmt.Errorf("compress: %w", err)
 	}
 	for _, r := range p.Rollups {
-		if err := s.rollup(ctx, now, r, &rep); err != nil {
+		if err := s.rollup(ctx, now, r, p.CompressLevel, &rep); err != nil {
 			return rep, fmt.Errorf("rollup %s: %w", r.Name(), err)
 		}
 	}
@@ -130,65 +130,53 @@ func (s *Store) compress(ctx context.Context, now time.Time, p lifecycle.Policy,
 	s.mu.Unlock()
 	c := s.pconn
 	for _, t := range tables {
-		if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
-			return err
-		}
-		abort := func(err error) error {
-			c.ExecContext(context.Background(), "ROLLBACK")
-			return err
-		}
 		rows, err := c.QueryContext(ctx, fmt.Sprintf(
 			"SELECT DISTINCT epoch_us(stamp_inserted) // %d AS p FROM %s WHERE stamp_inserted < make_timestamp(%d) ORDER BY p", part, t.name, cut))
 		if err != nil {
-			return abort(err)
+			return err
 		}
 		var parts []int64
 		for rows.Next() {
 			var p int64
 			if err := rows.Scan(&p); err != nil {
 				rows.Close()
-				return abort(err)
+				return err
 			}
 			parts = append(parts, p*part)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return abort(err)
-		}
-		if len(parts) == 0 {
-			if err := abort(nil); err != nil {
-				return err
-			}
-			continue
-		}
-		var files []newFile
-		cleanup := func() {
-			for _, f := range files {
-				os.Remove(f.abs)
-				os.Remove(f.abs + ".tmp")
-			}
+			return err
 		}
 		order := orderBy(colsHas(t.cols))
-		var want uint64
+		// One transaction per partition: its snapshot is what the file
+		// holds and what the commit deletes.
 		for _, lo := range parts {
 			hi := min(lo+part, cut)
 			where := fmt.Sprintf("stamp_inserted >= make_timestamp(%d) AND stamp_inserted < make_timestamp(%d)", lo, hi)
+			if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+				return err
+			}
 			f := s.newFileEntry(RawTier, t.version, lo, lo+part)
 			q := fmt.Sprintf("SELECT * FROM %s WHERE %s ORDER BY %s", t.name, where, order)
 			if err := s.writeParquet(ctx, c, q, &f, p.CompressLevel); err != nil {
-				cleanup()
-				return abort(err)
+				c.ExecContext(context.Background(), "ROLLBACK")
+				os.Remove(f.abs)
+				return err
 			}
-			files = append(files, f)
-			want += f.rows
+			if f.rows == 0 { // the rows went since the listing
+				c.ExecContext(context.Background(), "ROLLBACK")
+				os.Remove(f.abs)
+				continue
+			}
+			del := fmt.Sprintf("DELETE FROM %s WHERE %s", t.name, where)
+			if err := s.commitFiles(ctx, gen, []newFile{f}, nil, nil, []string{del}, []uint64{f.rows}); err != nil {
+				os.Remove(f.abs)
+				return err
+			}
+			rep.CompressedRows += int64(f.rows)
+			rep.CompressedFiles++
 		}
-		del := fmt.Sprintf("DELETE FROM %s WHERE stamp_inserted < make_timestamp(%d)", t.name, cut)
-		if err := s.commitFiles(ctx, gen, files, nil, nil, []string{del}, []uint64{want}); err != nil {
-			cleanup()
-			return err
-		}
-		rep.CompressedRows += int64(want)
-		rep.CompressedFiles += len(files)
 	}
 	return nil
 }
@@ -322,7 +310,7 @@ func (s *Store) commitFiles(ctx context.Context, gen int, files []newFile, rolle
 // rollup re-aggregates the raw files whose partition is older than the
 // tier's after and that are not yet rolled into it: one tier file per
 // partition, listed together with the raw files it consumed.
-func (s *Store) rollup(ctx context.Context, now time.Time, r lifecycle.Rollup, rep *lifecycle.Report) error {
+func (s *Store) rollup(ctx context.Context, now time.Time, r lifecycle.Rollup, level int, rep *lifecycle.Report) error {
 	tier := r.Name()
 	cut := micros(now.Add(-time.Duration(r.After)))
 	byPart := map[int64][]fileEntry{}
@@ -343,18 +331,12 @@ func (s *Store) rollup(ctx context.Context, now time.Time, r lifecycle.Rollup, r
 		parts = append(parts, p)
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
-	var files []newFile
-	var rolled [][2]string
-	var in uint64
-	cleanup := func() {
-		for _, f := range files {
-			os.Remove(f.abs)
-		}
-	}
 	for _, p := range parts {
 		src := byPart[p]
 		var avail core.Field
 		var want struct{ packets, bytes, flows uint64 }
+		var rolled [][2]string
+		var in uint64
 		for _, f := range src {
 			avail |= s.versionMask(f.version)
 			want.packets += f.packets
@@ -373,25 +355,23 @@ func (s *Store) rollup(ctx context.Context, now time.Time, r lifecycle.Rollup, r
 		cols = append(cols, stampCols...)
 		q := "SELECT * FROM (" + sel + ") ORDER BY " + orderBy(colsHas(cols))
 		f := s.newFileEntry(tier, maxVersion(src), p, src[0].partEnd)
-		if err := s.writeParquet(ctx, c, q, &f, 9); err != nil {
-			cleanup()
+		if err := s.writeParquet(ctx, c, q, &f, level); err != nil {
 			return err
 		}
-		files = append(files, f)
 		if f.packets != want.packets || f.bytes != want.bytes || f.flows != want.flows {
-			cleanup()
+			os.Remove(f.abs)
 			return fmt.Errorf("tier file %s holds %d packets, %d bytes, %d flows; its raw files %d, %d, %d", f.path, f.packets, f.bytes, f.flows, want.packets, want.bytes, want.flows)
 		}
+		if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+			os.Remove(f.abs)
+			return err
+		}
+		if err := s.commitFiles(ctx, gen, []newFile{f}, rolled, nil, nil, nil); err != nil {
+			os.Remove(f.abs)
+			return err
+		}
+		rep.RolledUpRows += int64(in)
 	}
-	if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
-		cleanup()
-		return err
-	}
-	if err := s.commitFiles(ctx, gen, files, rolled, nil, nil, nil); err != nil {
-		cleanup()
-		return err
-	}
-	rep.RolledUpRows += int64(in)
 	return nil
 }
 
