@@ -14,8 +14,13 @@ func BenchmarkUpsert(b *testing.B) {
 	s := server(b)
 	bin := time.Unix(1_700_000_400, 0)
 	recs := realisticRecords(b, 300_000, 5, bin)
-	for _, layoutName := range []string{"optimize_clauses", "v9_full"} {
-		b.Run(layoutName, func(b *testing.B) {
+	for _, bc := range []struct {
+		layoutName string
+		load       bool
+	}{{"optimize_clauses", true}, {"optimize_clauses", false}, {"v9_full", true}, {"v9_full", false}} {
+		layoutName := bc.layoutName
+		mode := map[bool]string{true: "load_data", false: "multi_values"}[bc.load]
+		b.Run(layoutName+"/"+mode, func(b *testing.B) {
 			var total int
 			var took time.Duration
 			for i := 0; i < b.N; i++ {
@@ -25,6 +30,7 @@ func BenchmarkUpsert(b *testing.B) {
 				if layoutName == "v9_full" {
 					o.OptimizeClauses, o.Primitives = false, nil
 				}
+				o.LoadData = bc.load
 				if err := o.Init(nil); err != nil {
 					b.Fatal(err)
 				}

@@ -26,6 +26,7 @@
 package mysql
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -35,6 +36,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -42,6 +44,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -98,6 +101,11 @@ type MySQL struct {
 	TransactionRows int             `toml:"transaction_rows"`
 	Timeout         config.Duration `toml:"timeout"`
 
+	// LoadData writes with LOAD DATA LOCAL INFILE into a temporary table
+	// and one INSERT ... SELECT (faster); off, or when the server refuses
+	// it, with multi-row INSERT statements.
+	LoadData bool `toml:"load_data"`
+
 	BufferRows int         `toml:"buffer_rows"`
 	SpoolSize  config.Size `toml:"spool_size"`
 	SpoolDir   string      `toml:"spool_dir"`
@@ -133,6 +141,10 @@ type MySQL struct {
 	// keep separate sequence numbers.
 	ledgerName string
 	stmtBuf    []byte
+	loadBuf    []byte
+	loadData   atomic.Pointer[[]byte]
+	noLoad     atomic.Bool
+	readerName string
 	tupBuf     []byte
 	tups       []tuple
 	headSQL    string
@@ -146,7 +158,7 @@ const notSet = -1
 func New() *MySQL {
 	return &MySQL{
 		Host: "127.0.0.1", Port: 3306, User: "pmacct", Database: "pmacct", Table: "acct",
-		TableVersion: 9, MultiValues: 1 << 20, TransactionRows: 500_000, Timeout: config.Duration(30 * time.Second),
+		TableVersion: 9, MultiValues: 1 << 20, LoadData: true, TransactionRows: 500_000, Timeout: config.Duration(30 * time.Second),
 		BufferRows: 1_000_000, SpoolSize: 1 << 30,
 		Lifecycle: lifecycle.Policy{CompressAfter: notSet, DeleteAfter: notSet, CheckEvery: notSet, CompressLevel: notSet},
 		now:       time.Now,
@@ -231,6 +243,13 @@ func (o *MySQL) Init(env *core.Env) error {
 	if _, sz, n := o.buf.sizes(); n > 0 {
 		o.log.Info("rows from a previous run wait in the spool", "batches", n, "bytes", sz, "dir", dir)
 	}
+	o.readerName = fmt.Sprintf("flowline-%s-%p", sanitize(o.name), o)
+	driver.RegisterReaderHandler(o.readerName, func() io.Reader {
+		if p := o.loadData.Load(); p != nil {
+			return bytes.NewReader(*p)
+		}
+		return bytes.NewReader(nil)
+	})
 	o.dropLog = ratelog.New(o.log, 10*time.Second)
 	o.errLog = ratelog.New(o.log, 10*time.Second)
 	o.initDone = true
@@ -631,6 +650,9 @@ func (o *MySQL) Close(ctx context.Context) error {
 	}
 	if o.db != nil {
 		o.db.Close()
+	}
+	if o.readerName != "" {
+		driver.DeregisterReaderHandler(o.readerName)
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
@@ -199,7 +200,40 @@ func (o *MySQL) writeGroup(ctx context.Context, group []*chunk, last uint64) err
 	return err
 }
 
+// sorted returns the group's rows in the primary key's order: they then
+// append to the index pages in sequence (pages fill up instead of splitting
+// in half), which makes the upsert faster and the table smaller.
+func (o *MySQL) sorted(group []*chunk) []tuple {
+	arena := o.tupBuf[:0]
+	tups := o.tups[:0]
+	for _, c := range group {
+		for i := range c.rows {
+			start := len(arena)
+			arena = o.lay.appendSortKey(arena, &c.rows[i])
+			tups = append(tups, tuple{r: &c.rows[i], start: start, end: len(arena)})
+		}
+	}
+	slices.SortFunc(tups, func(a, b tuple) int {
+		return bytes.Compare(arena[a.start:a.end], arena[b.start:b.end])
+	})
+	o.tupBuf, o.tups = arena[:0], tups
+	return tups
+}
+
 func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert bool) error {
+	tups := o.sorted(group)
+	defer func() { clear(o.tups); o.tups = o.tups[:0] }()
+	if o.LoadData && !o.noLoad.Load() {
+		err := o.loadTx(ctx, tups, last, upsert)
+		var me *driver.MySQLError
+		if err == nil || !(errors.As(err, &me) && (me.Number == 1148 || me.Number == 3948 || me.Number == 2068)) && !strings.Contains(err.Error(), "local file") {
+			return err
+		}
+		// The server (or its settings) refuses LOAD DATA LOCAL: use
+		// multi-row INSERTs from now on.
+		o.noLoad.Store(true)
+		o.log.Warn("the server refuses LOAD DATA LOCAL INFILE (local_infile = OFF?): writing with multi-row INSERTs, which is slower", "err", err)
+	}
 	tx, err := o.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -218,21 +252,6 @@ func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert
 		stmt, rowsIn = append(stmt[:0], head...), 0
 		return err
 	}
-	// Sort the rows into the primary key's order: they then append to the
-	// index pages in sequence (pages fill up instead of splitting in
-	// half), which makes the upsert faster and the table smaller.
-	arena := o.tupBuf[:0]
-	tups := o.tups[:0]
-	for _, c := range group {
-		for i := range c.rows {
-			start := len(arena)
-			arena = o.lay.appendSortKey(arena, &c.rows[i])
-			tups = append(tups, tuple{r: &c.rows[i], start: start, end: len(arena)})
-		}
-	}
-	slices.SortFunc(tups, func(a, b tuple) int {
-		return bytes.Compare(arena[a.start:a.end], arena[b.start:b.end])
-	})
 	for _, t := range tups {
 		if rowsIn > 0 {
 			stmt = append(stmt, ',')
@@ -245,16 +264,116 @@ func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert
 			}
 		}
 	}
-	clear(tups)
-	o.tupBuf, o.tups = arena[:0], tups[:0]
 	if err := flush(); err != nil {
 		return err
 	}
 	o.stmtBuf = stmt[:0]
-	if _, err := tx.ExecContext(ctx, "INSERT INTO "+o.qtable("flowline_ledger")+" (name, seq) VALUES (?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)", o.ledgerName, last); err != nil {
+	if _, err := tx.ExecContext(ctx, o.ledgerSQL(), o.ledgerName, last); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+func (o *MySQL) ledgerSQL() string {
+	return "INSERT INTO " + o.qtable("flowline_ledger") + " (name, seq) VALUES (?, ?) ON DUPLICATE KEY UPDATE seq = VALUES(seq)"
+}
+
+// loadTx writes the rows with LOAD DATA LOCAL INFILE into a temporary table
+// of the connection, then one INSERT ... SELECT ... ON DUPLICATE KEY UPDATE
+// into the table, in one transaction with the ledger: the server parses
+// tab-separated values instead of SQL, about 1.5 times as fast.
+func (o *MySQL) loadTx(ctx context.Context, tups []tuple, last uint64, upsert bool) error {
+	data := o.loadBuf[:0]
+	for _, t := range tups {
+		data = o.appendTSV(data, t.r)
+	}
+	o.loadBuf = data
+	conn, err := o.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tmp := o.qtable("flowline_load")
+	if _, err := conn.ExecContext(ctx, "DROP TEMPORARY TABLE IF EXISTS "+tmp); err != nil {
+		return err
+	}
+	// No key: rows keep the sorted order they are loaded in.
+	if _, err := conn.ExecContext(ctx, "CREATE TEMPORARY TABLE "+tmp+" ENGINE=InnoDB SELECT "+joinNames(o.lay.names())+" FROM "+o.qtable(o.Table)+" LIMIT 0"); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.Background(), "DROP TEMPORARY TABLE IF EXISTS "+tmp)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	o.loadData.Store(&data)
+	var cols []string
+	for _, c := range o.lay.keys {
+		cols = append(cols, c.name)
+	}
+	cols = append(cols, "packets", "bytes")
+	if o.lay.flows {
+		cols = append(cols, "flows")
+	}
+	cols = append(cols, "@si", "@su")
+	if _, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+o.readerName+"' INTO TABLE "+tmp+
+		" CHARACTER SET ascii FIELDS TERMINATED BY '\\t' ESCAPED BY '' LINES TERMINATED BY '\\n' ("+strings.Join(cols, ", ")+
+		") SET stamp_inserted = FROM_UNIXTIME(@si), stamp_updated = FROM_UNIXTIME(@su)"); err != nil {
+		return err
+	}
+	q := "INSERT INTO " + o.qtable(o.Table) + " (" + joinNames(o.lay.names()) + ") SELECT " + joinNames(o.lay.names()) + " FROM " + tmp
+	if upsert {
+		q += o.addClauseLatest(o.Table, o.lay.flows, hasFlags(o.lay))
+	}
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, o.ledgerSQL(), o.ledgerName, last); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// addClauseLatest is insertTail for INSERT ... SELECT (the target's columns
+// qualified); stamp_updated takes the refresh's time as pmacct sets it.
+func (o *MySQL) addClauseLatest(t string, flows, flags bool) string {
+	q := o.qtable(t) + "."
+	s := " ON DUPLICATE KEY UPDATE " + q + "packets=" + q + "packets+VALUES(packets), " + q + "bytes=" + q + "bytes+VALUES(bytes)"
+	if flows {
+		s += ", " + q + "flows=" + q + "flows+VALUES(flows)"
+	}
+	if flags {
+		s += ", " + q + "tcp_flags=" + q + "tcp_flags|VALUES(tcp_flags)"
+	}
+	return s + ", " + q + "stamp_updated=VALUES(stamp_updated)"
+}
+
+// appendTSV appends one row as LOAD DATA reads it: the values tab-separated
+// (text without quotes: addresses, MACs and protocol names need no
+// escaping), the stamps as Unix seconds, a newline.
+func (o *MySQL) appendTSV(b []byte, r *row) []byte {
+	for _, c := range o.lay.keys {
+		start := len(b)
+		b = c.appendValue(b, r)
+		if c.text && len(b)-start >= 2 {
+			copy(b[start:], b[start+1:len(b)-1])
+			b = b[:len(b)-2]
+		}
+		b = append(b, '\t')
+	}
+	b = strconv.AppendUint(b, r.Packets, 10)
+	b = append(b, '\t')
+	b = strconv.AppendUint(b, r.Bytes, 10)
+	if o.lay.flows {
+		b = append(b, '\t')
+		b = strconv.AppendUint(b, r.Flows, 10)
+	}
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, r.Inserted, 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, r.Updated, 10)
+	return append(b, '\n')
 }
 
 func (o *MySQL) insertHead() string {
