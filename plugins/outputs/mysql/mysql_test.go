@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -194,5 +195,38 @@ func TestCompactionInterruptedAndRepeated(t *testing.T) {
 		if _, p, b := sums(t, db, table); p != wp || b != wb {
 			t.Fatalf("%s holds %d packets, %d bytes; want %d, %d", table, p, b, wp, wb)
 		}
+	}
+}
+
+// TestLoadDataRefusedFallsBack: a server with local_infile = OFF refuses LOAD
+// DATA LOCAL; the output switches to multi-row INSERTs and loses nothing.
+func TestLoadDataRefusedFallsBack(t *testing.T) {
+	s := server(t)
+	root := s.open(t, "")
+	var was int
+	if err := root.QueryRow("SELECT @@GLOBAL.local_infile").Scan(&was); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Exec("SET GLOBAL local_infile = 0"); err != nil {
+		t.Skipf("cannot switch local_infile: %v", err)
+	}
+	t.Cleanup(func() { root.Exec(fmt.Sprintf("SET GLOBAL local_infile = %d", was)) })
+	db := s.freshDB(t, "flowline_noload")
+	o := s.output("flowline_noload")
+	if err := o.Init(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs := realisticRecords(t, 5000, 8, time.Now().Truncate(10*time.Minute))
+	writeAll(t, o, recs, 1000)
+	o.Close(context.Background())
+	if !o.noLoad.Load() {
+		t.Fatal("LOAD DATA LOCAL was not refused: the test proves nothing")
+	}
+	_, p, b := sums(t, db, "acct")
+	if wp, wb := recSums(recs); p != wp || b != wb {
+		t.Fatalf("%d packets, %d bytes; want %d, %d", p, b, wp, wb)
 	}
 }

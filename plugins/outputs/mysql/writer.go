@@ -226,7 +226,8 @@ func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert
 	if o.LoadData && !o.noLoad.Load() {
 		err := o.loadTx(ctx, tups, last, upsert)
 		var me *driver.MySQLError
-		if err == nil || !(errors.As(err, &me) && (me.Number == 1148 || me.Number == 3948 || me.Number == 2068)) && !strings.Contains(err.Error(), "local file") {
+		refused := errors.As(err, &me) && (me.Number == 1148 || me.Number == 3948 || me.Number == 4166)
+		if err == nil || !refused && !strings.Contains(strings.ToLower(err.Error()), "local infile") {
 			return err
 		}
 		// The server (or its settings) refuses LOAD DATA LOCAL: use
