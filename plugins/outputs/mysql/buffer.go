@@ -53,10 +53,16 @@ type buffer struct {
 	scratch  []byte
 	// lastPush is when the newest chunk arrived (Unix nanoseconds).
 	lastPush int64
+	// listed says the spool directory was read (once, at the first open).
+	listed bool
 }
 
+// newBuffer numbers chunks from the current time in nanoseconds, so that a
+// new process's numbers are above every number a previous process wrote to
+// the ledger, even before the ledger can be read (the database may be away
+// at start): the ledger check then never mistakes a new chunk for an old one.
 func newBuffer(dir string, maxRows int, maxSpool int64) *buffer {
-	return &buffer{dir: dir, maxRows: maxRows, maxSpool: maxSpool, nextSeq: 1, notify: make(chan struct{}, 1)}
+	return &buffer{dir: dir, maxRows: maxRows, maxSpool: maxSpool, nextSeq: uint64(time.Now().UnixNano()), notify: make(chan struct{}, 1)}
 }
 
 const spoolMagic = "FLMYSQL1"
@@ -69,9 +75,10 @@ func (b *buffer) open(committed uint64) error {
 	if b.nextSeq <= committed {
 		b.nextSeq = committed + 1
 	}
-	if b.dir == "" {
+	if b.dir == "" || b.listed {
 		return nil
 	}
+	b.listed = true
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return fmt.Errorf("spool directory: %w", err)
 	}
