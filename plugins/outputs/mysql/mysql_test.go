@@ -230,3 +230,49 @@ func TestLoadDataRefusedFallsBack(t *testing.T) {
 		t.Fatalf("%d packets, %d bytes; want %d, %d", p, b, wp, wb)
 	}
 }
+
+// TestDeleteAfter: rows older than delete_after leave the hot table and the
+// archive; the rollup tier keeps its totals.
+func TestDeleteAfter(t *testing.T) {
+	s := server(t)
+	db := s.freshDB(t, "flowline_delete")
+	o := s.output("flowline_delete")
+	o.Lifecycle.CompressAfter = config.Duration(24 * time.Hour)
+	o.Lifecycle.DeleteAfter = config.Duration(48 * time.Hour)
+	o.Lifecycle.Rollups = []lifecycle.Rollup{{After: config.Duration(24 * time.Hour), History: config.Duration(24 * time.Hour), Primitives: []string{"proto"}}}
+	if err := o.Init(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close(context.Background())
+	now := time.Now()
+	old := realisticRecords(t, 3000, 9, now.Add(-72*time.Hour).Truncate(time.Hour))
+	mid := realisticRecords(t, 3000, 10, now.Add(-30*time.Hour).Truncate(time.Hour))
+	fresh := realisticRecords(t, 3000, 11, now.Add(-time.Hour).Truncate(time.Hour))
+	writeAll(t, o, old, 1000)
+	writeAll(t, o, mid, 1000)
+	writeAll(t, o, fresh, 1000)
+	// The first pass archives and rolls up the old and the middle bins, then
+	// deletes the old detail.
+	rep, err := o.Compact(context.Background(), now, *o.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, ob := recSums(old)
+	mp, mb := recSums(mid)
+	fp, fb := recSums(fresh)
+	if _, p, b := sums(t, db, "acct_all"); p != mp+fp || b != mb+fb {
+		t.Fatalf("acct_all after delete: %d packets, %d bytes; want %d, %d (%s)", p, b, mp+fp, mb+fb, rep)
+	}
+	if n, p, _ := sums(t, db, "acct"); p != fp || n != uint64(len(fresh)) {
+		t.Fatalf("hot table: %d rows, %d packets; want the fresh bin only", n, p)
+	}
+	if _, p, b := sums(t, db, "acct_1d"); p != op+mp || b != ob+mb {
+		t.Fatalf("acct_1d: %d packets, %d bytes; want the old and middle bins %d, %d", p, b, op+mp, ob+mb)
+	}
+	if rep.DeletedRows != int64(len(old)) {
+		t.Fatalf("report says %d rows deleted, want %d", rep.DeletedRows, len(old))
+	}
+}
