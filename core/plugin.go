@@ -20,6 +20,13 @@ type Input interface {
 	Stop(ctx context.Context) error
 }
 
+// Listener is implemented by inputs that bind sockets: the engine calls
+// Listen before it starts the inputs and says the pipeline runs, so that a
+// port in use fails the start and no datagram arrives before the socket exists.
+type Listener interface {
+	Listen(ctx context.Context) error
+}
+
 // Processor transforms batches. Process owns in: it may modify it and pass it
 // on through emit, pass on other batches, or release it. Flush is called once
 // at shutdown after the last Process and emits everything still held (aggregates).

@@ -237,6 +237,14 @@ func (e *Engine) Run(ctx context.Context, force <-chan struct{}) error {
 	var inputs sync.WaitGroup
 	inputErr := make(chan error, len(e.inputs))
 	for _, in := range e.inputs {
+		if l, ok := in.in.(core.Listener); ok {
+			if err := l.Listen(inCtx); err != nil {
+				e.log.Error("input cannot listen; shutting down", "input", in.pc.DisplayName(), "err", err)
+				return errors.Join(fmt.Errorf("%s: %w", in.pc.Where(), err), e.shutdown(stopInputs, &inputs, &stages, force, cancelRun))
+			}
+		}
+	}
+	for _, in := range e.inputs {
 		in.log = e.log.With("input", in.pc.DisplayName())
 		inputs.Add(1)
 		go func(in *inputRunner) {

@@ -311,3 +311,27 @@ func label(m *dto.Metric, name string) string {
 	}
 	return ""
 }
+
+// listenFails is an input whose socket cannot be bound.
+type listenFails struct{ testInput }
+
+func (listenFails) Listen(context.Context) error { return errors.New("address already in use") }
+
+// TestListenFailureFailsTheStart: a port in use stops Run with an error
+// naming the input, instead of a pipeline that runs without it.
+func TestListenFailureFailsTheStart(t *testing.T) {
+	e, err := New(newConfig(&listenFails{}, nil, &testOutput{raw: true}), quiet(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background(), nil) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), "test.toml:1") {
+			t.Fatalf("Run = %v; want the listen error with the input's config location", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after a listen failure")
+	}
+}

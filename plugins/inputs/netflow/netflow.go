@@ -49,6 +49,7 @@ type NetFlow struct {
 
 var (
 	_ core.Input       = (*NetFlow)(nil)
+	_ core.Listener    = (*NetFlow)(nil)
 	_ core.Initializer = (*NetFlow)(nil)
 )
 

@@ -74,6 +74,7 @@ type Replica struct {
 
 var (
 	_ core.Input       = (*Replica)(nil)
+	_ core.Listener    = (*Replica)(nil)
 	_ core.Initializer = (*Replica)(nil)
 )
 
