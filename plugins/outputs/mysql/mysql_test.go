@@ -276,3 +276,32 @@ func TestDeleteAfter(t *testing.T) {
 		t.Fatalf("report says %d rows deleted, want %d", rep.DeletedRows, len(old))
 	}
 }
+
+// TestDontTryUpdate: insert-only writes; a second refresh of the same bin
+// falls back to the update instead of failing or losing rows.
+func TestDontTryUpdate(t *testing.T) {
+	s := server(t)
+	for _, load := range []bool{true, false} {
+		db := s.freshDB(t, "flowline_insert_only")
+		o := s.output("flowline_insert_only")
+		o.DontTryUpdate, o.LoadData = true, load
+		if err := o.Init(nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Connect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		recs := realisticRecords(t, 5000, 12, time.Now().Truncate(10*time.Minute))
+		writeAll(t, o, recs, 1000)
+		for i := range recs {
+			recs[i].StampUpdated += int64(time.Minute)
+		}
+		writeAll(t, o, recs, 1000)
+		o.Close(context.Background())
+		n, p, b := sums(t, db, "acct")
+		wp, wb := recSums(recs)
+		if n != uint64(len(recs)) || p != 2*wp || b != 2*wb {
+			t.Fatalf("load_data=%v: %d rows, %d packets, %d bytes; want %d, %d, %d", load, n, p, b, len(recs), 2*wp, 2*wb)
+		}
+	}
+}
