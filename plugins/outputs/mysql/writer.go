@@ -3,6 +3,7 @@ package mysql
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,7 +101,21 @@ func (o *MySQL) flusher() {
 		}
 		last := group[len(group)-1].seq
 		if failed {
-			if done, err := o.ledgerHas(ctx, last); err == nil && done {
+			done, err := o.ledgerHas(ctx, last)
+			if err != nil {
+				// Without the ledger's answer a write could count twice: wait.
+				if isConnErr(err) {
+					o.mu.Lock()
+					o.ready = false
+					o.mu.Unlock()
+				}
+				o.m.retries.Inc()
+				o.errLog.Log(slog.LevelWarn, "cannot read the ledger; rows stay buffered", "retry_in", backoff, "err", err)
+				wait(backoff)
+				backoff = min(2*backoff, maxBackoff)
+				continue
+			}
+			if done {
 				// The previous commit went through although its answer was lost.
 				o.finish(group, false)
 				failed = false
@@ -167,6 +182,9 @@ func (o *MySQL) ledgerHas(ctx context.Context, seq uint64) (bool, error) {
 	defer cancel()
 	var got uint64
 	err := o.db.QueryRowContext(qctx, "SELECT seq FROM "+o.qtable("flowline_ledger")+" WHERE name = ?", o.ledgerName).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil // nothing committed yet
+	}
 	if err != nil {
 		return false, err
 	}
