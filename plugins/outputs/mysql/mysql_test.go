@@ -305,3 +305,40 @@ func TestDontTryUpdate(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerAnswersAfterLostCommit: a transaction that committed leaves its
+// batch number in the ledger, which is what the retry after a lost answer
+// reads before writing again.
+func TestLedgerAnswersAfterLostCommit(t *testing.T) {
+	s := server(t)
+	db := s.freshDB(t, "flowline_ledger_test")
+	o := s.output("flowline_ledger_test")
+	if err := o.Init(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close(context.Background())
+	ctx := context.Background()
+	if done, err := o.ledgerHas(ctx, 1); err != nil || done {
+		t.Fatalf("empty ledger: done %v, %v", done, err)
+	}
+	rows := testRows(50, time.Now().Unix())
+	for i := range rows {
+		rows[i].Inserted = time.Now().Truncate(time.Hour).Unix()
+	}
+	group := []*chunk{{seq: 41, rows: rows[:25], n: 25}, {seq: 42, rows: rows[25:], n: 25}}
+	if err := o.writeGroup(ctx, group, 42); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := o.ledgerHas(ctx, 42); err != nil || !done {
+		t.Fatalf("after the commit the ledger must hold 42: %v, %v", done, err)
+	}
+	if done, _ := o.ledgerHas(ctx, 43); done {
+		t.Fatal("the ledger claims a batch that was never written")
+	}
+	if n, _, _ := sums(t, db, "acct"); n != 50 {
+		t.Fatalf("%d rows, want 50", n)
+	}
+}
