@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -452,4 +451,3 @@ func (o *MySQL) appendValues(b []byte, r *row) []byte {
 	return append(b, "))"...)
 }
 
-var _ = fmt.Sprintf
