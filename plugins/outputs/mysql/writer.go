@@ -450,4 +450,3 @@ func (o *MySQL) appendValues(b []byte, r *row) []byte {
 	b = strconv.AppendInt(b, r.Updated, 10)
 	return append(b, "))"...)
 }
-
