@@ -100,9 +100,6 @@ func floorSec(ns int64) int64 {
 	return s
 }
 
-// rowBytes is the size of a row in memory, for the buffer's accounting.
-const rowBytes = int64(160)
-
 // appendRow encodes w for the spool file.
 func appendRow(b []byte, w *row) []byte {
 	for _, a := range []netip.Addr{w.SrcAddr, w.DstAddr, w.Exporter} {

@@ -29,8 +29,6 @@ type column struct {
 	text bool
 	// appendValue appends the column's SQL literal for r (quoted when text).
 	appendValue func(b []byte, r *row) []byte
-	// appendArchive appends the compact archive literal for r.
-	appendArchive func(b []byte, r *row) []byte
 	// fromArchive is the SQL expression that turns the archive column back
 	// into the acct form, for the acct_all view.
 	fromArchive string
@@ -54,7 +52,7 @@ var v9Key = []string{"tag", "class_id", "mac_src", "mac_dst", "vlan", "as_src", 
 
 func uintCol(name, typ, archiveType string, f core.Field, get func(r *row) uint64) column {
 	app := func(b []byte, r *row) []byte { return strconv.AppendUint(b, get(r), 10) }
-	return column{name: name, typ: typ, archiveType: archiveType, field: f, appendValue: app, appendArchive: app, fromArchive: name,
+	return column{name: name, typ: typ, archiveType: archiveType, field: f, appendValue: app, fromArchive: name,
 		appendKey: func(b []byte, r *row) []byte { return binary.BigEndian.AppendUint64(b, get(r)) }}
 }
 
@@ -64,13 +62,6 @@ func addrCol(name string, f core.Field, get func(r *row) netip.Addr) column {
 			b = append(b, '\'')
 			b = appendAddr(b, get(r))
 			return append(b, '\'')
-		},
-		appendArchive: func(b []byte, r *row) []byte {
-			a := get(r)
-			if !a.IsValid() {
-				a = netip.IPv4Unspecified()
-			}
-			return appendHex(b, a.Unmap().AsSlice())
 		},
 		fromArchive: "INET6_NTOA(" + name + ")",
 		appendKey:   func(b []byte, r *row) []byte { return append(appendAddr(b, get(r)), 0) },
@@ -84,9 +75,8 @@ func macCol(name string, f core.Field, get func(r *row) *[6]byte) column {
 			b = appendMAC(b, get(r))
 			return append(b, '\'')
 		},
-		appendArchive: func(b []byte, r *row) []byte { m := get(r); return appendHex(b, m[:]) },
-		appendKey:     func(b []byte, r *row) []byte { return append(appendMAC(b, get(r)), 0) },
-		fromArchive:   "LOWER(CONCAT_WS(':', HEX(SUBSTR(" + name + ",1,1)), HEX(SUBSTR(" + name + ",2,1)), HEX(SUBSTR(" + name + ",3,1)), HEX(SUBSTR(" + name + ",4,1)), HEX(SUBSTR(" + name + ",5,1)), HEX(SUBSTR(" + name + ",6,1))))",
+		appendKey:   func(b []byte, r *row) []byte { return append(appendMAC(b, get(r)), 0) },
+		fromArchive: "LOWER(CONCAT_WS(':', HEX(SUBSTR(" + name + ",1,1)), HEX(SUBSTR(" + name + ",2,1)), HEX(SUBSTR(" + name + ",3,1)), HEX(SUBSTR(" + name + ",4,1)), HEX(SUBSTR(" + name + ",5,1)), HEX(SUBSTR(" + name + ",6,1))))",
 	}
 }
 
@@ -94,9 +84,9 @@ func macCol(name string, f core.Field, get func(r *row) *[6]byte) column {
 var allColumns = func() map[string]column {
 	cols := []column{
 		{name: "tag", typ: "INT(4) UNSIGNED NOT NULL", archiveType: "INT UNSIGNED NOT NULL",
-			appendValue: func(b []byte, _ *row) []byte { return append(b, '0') }, appendArchive: func(b []byte, _ *row) []byte { return append(b, '0') }, fromArchive: "tag"},
+			appendValue: func(b []byte, _ *row) []byte { return append(b, '0') }, fromArchive: "tag"},
 		{name: "class_id", typ: "CHAR(16) NOT NULL", archiveType: "VARCHAR(16) NOT NULL", text: true,
-			appendValue: func(b []byte, _ *row) []byte { return append(b, "''"...) }, appendArchive: func(b []byte, _ *row) []byte { return append(b, "''"...) }, fromArchive: "class_id"},
+			appendValue: func(b []byte, _ *row) []byte { return append(b, "''"...) }, fromArchive: "class_id"},
 		macCol("mac_src", core.FieldSrcMAC, func(r *row) *[6]byte { return &r.SrcMAC }),
 		macCol("mac_dst", core.FieldDstMAC, func(r *row) *[6]byte { return &r.DstMAC }),
 		uintCol("vlan", "INT(2) UNSIGNED NOT NULL", "SMALLINT UNSIGNED NOT NULL", core.FieldVLAN, func(r *row) uint64 { return uint64(r.VLAN) }),
@@ -120,9 +110,8 @@ var allColumns = func() map[string]column {
 				b = appendProto(b, r.Proto)
 				return append(b, '\'')
 			},
-			appendArchive: func(b []byte, r *row) []byte { return strconv.AppendUint(b, uint64(r.Proto), 10) },
-			appendKey:     func(b []byte, r *row) []byte { return append(appendProto(b, r.Proto), 0) },
-			fromArchive:   protoCase("ip_proto"),
+			appendKey:   func(b []byte, r *row) []byte { return append(appendProto(b, r.Proto), 0) },
+			fromArchive: protoCase("ip_proto"),
 		},
 		uintCol("tos", "INT(4) UNSIGNED NOT NULL", "TINYINT UNSIGNED NOT NULL", core.FieldTOS, func(r *row) uint64 { return uint64(r.TOS) }),
 		uintCol("sampling_rate", "INT(4) UNSIGNED NOT NULL", "INT UNSIGNED NOT NULL", core.FieldSamplingRate, func(r *row) uint64 { return uint64(r.SamplingRate) }),
@@ -386,15 +375,6 @@ func appendMAC(b []byte, m *[6]byte) []byte {
 		b = append(b, hexDigits[c>>4], hexDigits[c&15])
 	}
 	return b
-}
-
-// appendHex appends a hexadecimal literal (X'..') of v.
-func appendHex(b []byte, v []byte) []byte {
-	b = append(b, "X'"...)
-	for _, c := range v {
-		b = append(b, hexDigits[c>>4], hexDigits[c&15])
-	}
-	return append(b, '\'')
 }
 
 // protoNames is the protocol table nfacctd 1.7.7 writes ip_proto with; numbers
