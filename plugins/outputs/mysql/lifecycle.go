@@ -11,6 +11,7 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
 )
 
@@ -30,8 +31,8 @@ import (
 //     rolled up; a move of late rows below the watermark rolls them up in
 //     the same transaction, so every archived row is counted exactly once
 //     in each tier.
-//   - delete_after removes hot and archived rows older than it (tiers keep
-//     theirs: they are the long-term data).
+//   - delete_after removes hot and archived rows older than it; a tier's
+//     rows go after the tier's own delete_after (else the policy's).
 //
 // Every step runs in bounded batches, each one transaction: a crash between
 // two batches leaves each row in exactly one place, counted once.
@@ -274,9 +275,20 @@ func (o *MySQL) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 			}
 		}
 	}
-	if p.DeleteAfter > 0 {
-		dcut := now.Add(-time.Duration(p.DeleteAfter)).Unix()
-		for _, t := range []string{o.Table, o.archiveName()} {
+	type del struct {
+		table string
+		after config.Duration
+	}
+	dels := []del{{o.Table, p.DeleteAfter}, {o.archiveName(), p.DeleteAfter}}
+	for _, r := range p.Rollups {
+		dels = append(dels, del{o.tierName(r), p.TierDeleteAfter(r)})
+	}
+	for _, d := range dels {
+		if d.after <= 0 {
+			continue
+		}
+		dcut := now.Add(-time.Duration(d.after)).Unix()
+		for _, t := range []string{d.table} {
 			for ctx.Err() == nil {
 				res, err := o.db.ExecContext(ctx, "DELETE FROM "+o.qtable(t)+" WHERE stamp_inserted < FROM_UNIXTIME(?) LIMIT 10000", dcut)
 				if err != nil {

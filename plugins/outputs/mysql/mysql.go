@@ -151,16 +151,13 @@ type MySQL struct {
 	now        func() time.Time
 }
 
-// notSet marks life-cycle keys the configuration did not declare.
-const notSet = -1
-
 // New returns the plugin with its defaults.
 func New() *MySQL {
 	return &MySQL{
 		Host: "127.0.0.1", Port: 3306, User: "pmacct", Database: "pmacct", Table: "acct",
 		TableVersion: 9, MultiValues: 1 << 20, LoadData: true, TransactionRows: 500_000, Timeout: config.Duration(30 * time.Second),
 		BufferRows: 1_000_000, SpoolSize: 1 << 30,
-		Lifecycle: lifecycle.Policy{CompressAfter: notSet, DeleteAfter: notSet, CheckEvery: notSet, CompressLevel: notSet},
+		Lifecycle: lifecycle.Unset(),
 		now:       time.Now,
 	}
 }
@@ -332,33 +329,18 @@ func (o *MySQL) validate() error {
 // table was not declared; keys left out take lifecycle.DefaultPolicy's
 // values. compress_after = "0s" moves every row at each pass.
 func (o *MySQL) lifecyclePolicy() (*lifecycle.Policy, error) {
-	l := o.Lifecycle
-	if l.CompressAfter == notSet && l.DeleteAfter == notSet && l.CheckEvery == notSet && l.CompressLevel == notSet && l.Rollups == nil {
-		return nil, nil
-	}
-	d := lifecycle.DefaultPolicy()
-	if l.CompressAfter == notSet {
-		l.CompressAfter = d.CompressAfter
-	}
-	if l.DeleteAfter == notSet {
-		l.DeleteAfter = d.DeleteAfter
-	}
-	if l.CheckEvery == notSet {
-		l.CheckEvery = d.CheckEvery
-	}
-	if l.CompressLevel == notSet {
-		l.CompressLevel = 6
-	}
-	if err := l.Validate(); err != nil {
+	levelSet := o.Lifecycle.CompressLevel != lifecycle.NotSet
+	l, err := o.Lifecycle.Resolve()
+	if err != nil || l == nil {
 		return nil, err
+	}
+	if !levelSet {
+		l.CompressLevel = 6 // zlib: 9 takes twice the CPU for nothing here (README)
 	}
 	if l.CompressLevel > 9 {
 		return nil, fmt.Errorf("lifecycle: compress_level = %d: MySQL's page compression (zlib) takes 1 to 9", l.CompressLevel)
 	}
 	for i, r := range l.Rollups {
-		if l.DeleteAfter > 0 && r.After > l.DeleteAfter {
-			return nil, fmt.Errorf("lifecycle.rollup[%d]: after (%s) is longer than delete_after (%s): rows would be deleted before they are rolled up", i, r.After, l.DeleteAfter)
-		}
 		if _, err := newLayout(r.Primitives, true); err != nil {
 			return nil, fmt.Errorf("lifecycle.rollup[%d]: %w", i, err)
 		}
@@ -368,7 +350,7 @@ func (o *MySQL) lifecyclePolicy() (*lifecycle.Policy, error) {
 			}
 		}
 	}
-	return &l, nil
+	return l, nil
 }
 
 // writes reports whether the acct table holds primitive n's column.

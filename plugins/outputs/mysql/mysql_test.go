@@ -232,14 +232,15 @@ func TestLoadDataRefusedFallsBack(t *testing.T) {
 }
 
 // TestDeleteAfter: rows older than delete_after leave the hot table and the
-// archive; the rollup tier keeps its totals.
+// archive; the rollup tier, with a delete_after of its own, keeps its totals.
 func TestDeleteAfter(t *testing.T) {
 	s := server(t)
 	db := s.freshDB(t, "flowline_delete")
 	o := s.output("flowline_delete")
 	o.Lifecycle.CompressAfter = config.Duration(24 * time.Hour)
 	o.Lifecycle.DeleteAfter = config.Duration(48 * time.Hour)
-	o.Lifecycle.Rollups = []lifecycle.Rollup{{After: config.Duration(24 * time.Hour), History: config.Duration(24 * time.Hour), Primitives: []string{"proto"}}}
+	o.Lifecycle.Rollups = []lifecycle.Rollup{{After: config.Duration(24 * time.Hour), History: config.Duration(24 * time.Hour),
+		Primitives: []string{"proto"}, DeleteAfter: config.Duration(30 * 24 * time.Hour)}}
 	if err := o.Init(nil); err != nil {
 		t.Fatal(err)
 	}
