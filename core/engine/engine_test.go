@@ -315,7 +315,7 @@ func label(m *dto.Metric, name string) string {
 // listenFails is an input whose socket cannot be bound.
 type listenFails struct{ testInput }
 
-func (listenFails) Listen(context.Context) error { return errors.New("address already in use") }
+func (*listenFails) Listen(context.Context) error { return errors.New("address already in use") }
 
 // TestListenFailureFailsTheStart: a port in use stops Run with an error
 // naming the input, instead of a pipeline that runs without it.
