@@ -123,18 +123,8 @@ var allColumns = func() map[string]column {
 	return m
 }()
 
-// sqlColumn is the acct column of a primitive in table version 9: pmacct
-// renamed src_port/dst_port to port_src/port_dst in v8 (core.Primitive's
-// SQLColumn carries the pre-v8 names).
-func sqlColumn(p core.Primitive) string {
-	switch p.Name {
-	case "src_port":
-		return "port_src"
-	case "dst_port":
-		return "port_dst"
-	}
-	return p.SQLColumn
-}
+// sqlColumn is the acct column of a primitive in table version 9.
+func sqlColumn(p core.Primitive) string { return p.SQLColumn }
 
 // layout is the set of columns one output writes.
 type layout struct {
