@@ -13,6 +13,7 @@ import (
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
+	"github.com/flowline/flowline/plugins/common/pmacct"
 )
 
 // The life cycle in MySQL (see README.md, "Life cycle"):
@@ -198,7 +199,7 @@ func (o *MySQL) toArchive() (cols, sel string) {
 func protoNumber(col string) string {
 	var b strings.Builder
 	b.WriteString("CASE " + col)
-	for i, n := range protoNames {
+	for i, n := range pmacct.ProtoNames {
 		if n != "" {
 			fmt.Fprintf(&b, " WHEN '%s' THEN %d", n, i)
 		}

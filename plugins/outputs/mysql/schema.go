@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/plugins/common/pmacct"
 )
 
 // column is one column of the acct table: its pmacct name and type, how a row
@@ -107,10 +108,10 @@ var allColumns = func() map[string]column {
 		{name: "ip_proto", typ: "CHAR(6) NOT NULL", archiveType: "TINYINT UNSIGNED NOT NULL", field: core.FieldProto, text: true,
 			appendValue: func(b []byte, r *row) []byte {
 				b = append(b, '\'')
-				b = appendProto(b, r.Proto)
+				b = pmacct.AppendProto(b, r.Proto)
 				return append(b, '\'')
 			},
-			appendKey:   func(b []byte, r *row) []byte { return append(appendProto(b, r.Proto), 0) },
+			appendKey:   func(b []byte, r *row) []byte { return append(pmacct.AppendProto(b, r.Proto), 0) },
 			fromArchive: protoCase("ip_proto"),
 		},
 		uintCol("tos", "INT(4) UNSIGNED NOT NULL", "TINYINT UNSIGNED NOT NULL", core.FieldTOS, func(r *row) uint64 { return uint64(r.TOS) }),
@@ -367,32 +368,12 @@ func appendMAC(b []byte, m *[6]byte) []byte {
 	return b
 }
 
-// protoNames is the protocol table nfacctd 1.7.7 writes ip_proto with; numbers
-// without a name are written as decimal strings. (outputs.print holds the
-// same table; plugins do not import each other.)
-var protoNames = [256]string{
-	1: "icmp", 2: "igmp", 3: "ggp", 4: "ipencap", 6: "tcp", 8: "egp", 9: "igp",
-	17: "udp", 18: "mux", 41: "ipv6", 43: "ipv6-route", 44: "ipv6-frag",
-	46: "rsvp", 47: "gre", 50: "esp", 51: "ah", 55: "mobile", 56: "tlsp",
-	58: "ipv6-icmp", 59: "ipv6-nonxt", 60: "ipv6-opts", 80: "iso-ip",
-	83: "vines", 88: "eigrp", 89: "ospf", 91: "larp", 93: "ax.25", 94: "ipip",
-	98: "encap", 102: "pnni", 103: "pim", 108: "IPcomp", 111: "ipx-in-ip",
-	112: "vrrp", 115: "l2tp", 124: "isis", 132: "sctp", 133: "fc",
-}
-
-func appendProto(b []byte, p uint8) []byte {
-	if n := protoNames[p]; n != "" {
-		return append(b, n...)
-	}
-	return strconv.AppendUint(b, uint64(p), 10)
-}
-
 // protoCase is the SQL expression that turns a numeric protocol column back
 // into pmacct's name.
 func protoCase(col string) string {
 	var b strings.Builder
 	b.WriteString("CASE " + col)
-	for i, n := range protoNames {
+	for i, n := range pmacct.ProtoNames {
 		if n != "" {
 			fmt.Fprintf(&b, " WHEN %d THEN '%s'", i, n)
 		}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/registry"
+	"github.com/flowline/flowline/plugins/common/pmacct"
 )
 
 //go:embed sample.toml
@@ -443,13 +444,7 @@ func (p *Print) appendValue(b []byte, r *core.Record, f Field, quote bool) []byt
 	case core.FieldTCPFlags:
 		return q(strconv.AppendUint(q(b), uint64(r.TCPFlags), 10))
 	case core.FieldProto:
-		b = q(b)
-		if name := protoNames[r.Proto]; name != "" {
-			b = append(b, name...)
-		} else {
-			b = strconv.AppendUint(b, uint64(r.Proto), 10)
-		}
-		return q(b)
+		return q(pmacct.AppendProto(q(b), r.Proto))
 	case core.FieldTOS:
 		return strconv.AppendUint(b, uint64(r.TOS), 10)
 	case core.FieldSamplingRate:
