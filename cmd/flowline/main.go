@@ -160,7 +160,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		close(force)
 	}()
 	if err := eng.Run(ctx, force); err != nil {
-		log.Error("stopped with loss", "err", err)
+		log.Error("flowline stopped", "err", err)
 		return 1
 	}
 	return 0
