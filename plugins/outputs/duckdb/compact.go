@@ -157,8 +157,8 @@ func (s *Store) compress(ctx context.Context, now time.Time, p lifecycle.Policy,
 			if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
 				return err
 			}
-			f := s.newFileEntry(RawTier, t.version, lo, lo+part)
-			q := fmt.Sprintf("SELECT * FROM %s WHERE %s ORDER BY %s", t.name, where, order)
+			f := s.newFileEntry(RawTier, t.version, t.mask, lo, lo+part)
+			q := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s", fileSelect(t.cols), t.name, where, order)
 			if err := s.writeParquet(ctx, c, q, &f, p.CompressLevel); err != nil {
 				c.ExecContext(context.Background(), "ROLLBACK")
 				os.Remove(f.abs)
@@ -182,12 +182,12 @@ func (s *Store) compress(ctx context.Context, now time.Time, p lifecycle.Policy,
 }
 
 // newFileEntry names the next archive file of a tier and partition.
-func (s *Store) newFileEntry(tier string, version int, lo, hi int64) newFile {
+func (s *Store) newFileEntry(tier string, version int, mask core.Field, lo, hi int64) newFile {
 	n := s.nextFile
 	s.nextFile++
 	ts := time.UnixMicro(lo).UTC().Format("20060102T1504Z")
 	rel := path.Join(tier, fmt.Sprintf("v%d", version), fmt.Sprintf("%s_%06d.parquet", ts, n))
-	return newFile{fileEntry: fileEntry{path: rel, tier: tier, version: version, partStart: lo, partEnd: hi}, abs: s.absPath(rel)}
+	return newFile{fileEntry: fileEntry{path: rel, tier: tier, version: version, mask: mask, partStart: lo, partEnd: hi}, abs: s.absPath(rel)}
 }
 
 // writeParquet writes the result of q to f's temporary file with zstd,
@@ -268,8 +268,8 @@ func (s *Store) commitFiles(ctx context.Context, gen int, files []newFile, rolle
 	}
 	var stmts []string
 	for _, f := range files {
-		stmts = append(stmts, fmt.Sprintf("INSERT INTO flowline_files VALUES (%s, %s, %d, make_timestamp(%d), make_timestamp(%d), %d, %d, %d, %d, %d, now())",
-			quote(f.path), quote(f.tier), f.version, f.partStart, f.partEnd, f.rows, f.flows, f.packets, f.bytes, f.fileBytes))
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO flowline_files VALUES (%s, %s, %d, %d, make_timestamp(%d), make_timestamp(%d), %d, %d, %d, %d, %d, now())",
+			quote(f.path), quote(f.tier), f.version, uint64(f.mask), f.partStart, f.partEnd, f.rows, f.flows, f.packets, f.bytes, f.fileBytes))
 	}
 	for _, r := range rolled {
 		stmts = append(stmts, fmt.Sprintf("INSERT INTO flowline_rolled VALUES (%s, %s)", quote(r[0]), quote(r[1])))
@@ -338,23 +338,17 @@ func (s *Store) rollup(ctx context.Context, now time.Time, r lifecycle.Rollup, l
 		var rolled [][2]string
 		var in uint64
 		for _, f := range src {
-			avail |= s.versionMask(f.version)
+			avail |= f.mask
 			want.packets += f.packets
 			want.bytes += f.bytes
 			want.flows += f.flows
 			in += f.rows
 			rolled = append(rolled, [2]string{tier, f.path})
 		}
-		sel := rollupSelect(r, s.readParquet(src), avail)
-		var cols []column
-		for _, name := range r.Primitives {
-			if c, ok := primitiveColumns[name]; ok {
-				cols = append(cols, c)
-			}
-		}
-		cols = append(cols, stampCols...)
-		q := "SELECT * FROM (" + sel + ") ORDER BY " + orderBy(colsHas(cols))
-		f := s.newFileEntry(tier, maxVersion(src), p, src[0].partEnd)
+		tierMask := rollupMask(r)
+		cols := columnsOf(tierMask)
+		q := "SELECT " + fileSelect(cols) + " FROM (" + rollupSelect(r, s.readParquet(src), avail) + ") ORDER BY " + orderBy(colsHas(cols))
+		f := s.newFileEntry(tier, maxVersion(src), tierMask, p, src[0].partEnd)
 		if err := s.writeParquet(ctx, c, q, &f, level); err != nil {
 			return err
 		}

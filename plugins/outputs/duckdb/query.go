@@ -9,7 +9,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"net/netip"
 	"os"
 	"time"
 
@@ -91,6 +90,10 @@ func runQuery(ctx context.Context, raw func(func(any) error) error, q string) (*
 			}
 			row := make([]any, len(vals))
 			for i, v := range vals {
+				if x, ok := v.(*big.Int); ok && i < len(res.Types) && res.Types[i] == "UHUGEINT" {
+					row[i] = AddrString(x) // UHUGEINT columns are addresses
+					continue
+				}
 				row[i] = display(v)
 			}
 			res.Rows = append(res.Rows, row)
@@ -104,12 +107,7 @@ func runQuery(ctx context.Context, raw func(func(any) error) error, q string) (*
 func display(v any) any {
 	switch x := v.(type) {
 	case []byte:
-		switch len(x) {
-		case 4:
-			return netip.AddrFrom4([4]byte(x)).String()
-		case 16:
-			return netip.AddrFrom16([16]byte(x)).String()
-		case 6:
+		if len(x) == 6 {
 			return net.HardwareAddr(x).String()
 		}
 		return hex.EncodeToString(x)

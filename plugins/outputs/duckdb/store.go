@@ -73,7 +73,8 @@ type fileEntry struct {
 	path      string // relative to the archive directory, with '/'
 	tier      string // "raw" or a rollup tier name ("1h")
 	version   int
-	partStart int64 // Unix microseconds
+	mask      core.Field // the columns the file holds (a schema mask)
+	partStart int64      // Unix microseconds
 	partEnd   int64
 	rows      uint64
 	flows     uint64
@@ -278,7 +279,7 @@ func (s *Store) create(ctx context.Context) error {
 		"CREATE TABLE flowline_meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
 		"INSERT INTO flowline_meta VALUES ('format', '" + storeFormat + "'), ('next_file', '1')",
 		"CREATE TABLE flowline_tables (version INTEGER NOT NULL, name VARCHAR NOT NULL, mask UBIGINT NOT NULL, primitives VARCHAR NOT NULL, created TIMESTAMP NOT NULL)",
-		`CREATE TABLE flowline_files (path VARCHAR NOT NULL, tier VARCHAR NOT NULL, version INTEGER NOT NULL,
+		`CREATE TABLE flowline_files (path VARCHAR NOT NULL, tier VARCHAR NOT NULL, version INTEGER NOT NULL, mask UBIGINT NOT NULL,
 			part_start TIMESTAMP NOT NULL, part_end TIMESTAMP NOT NULL, rows UBIGINT NOT NULL, flows UBIGINT NOT NULL,
 			packets UBIGINT NOT NULL, bytes UBIGINT NOT NULL, file_bytes UBIGINT NOT NULL, created TIMESTAMP NOT NULL)`,
 		"CREATE TABLE flowline_rolled (tier VARCHAR NOT NULL, path VARCHAR NOT NULL)",
@@ -324,7 +325,7 @@ type querier interface {
 }
 
 func (s *Store) loadManifest(ctx context.Context, q querier) error {
-	rows, err := q.QueryContext(ctx, `SELECT path, tier, version, epoch_us(part_start), epoch_us(part_end), rows, flows, packets, bytes, file_bytes
+	rows, err := q.QueryContext(ctx, `SELECT path, tier, version, mask, epoch_us(part_start), epoch_us(part_end), rows, flows, packets, bytes, file_bytes
 		FROM flowline_files ORDER BY tier, part_start, path`)
 	if err != nil {
 		return err
@@ -332,10 +333,12 @@ func (s *Store) loadManifest(ctx context.Context, q querier) error {
 	var files []fileEntry
 	for rows.Next() {
 		var f fileEntry
-		if err := rows.Scan(&f.path, &f.tier, &f.version, &f.partStart, &f.partEnd, &f.rows, &f.flows, &f.packets, &f.bytes, &f.fileBytes); err != nil {
+		var mask uint64
+		if err := rows.Scan(&f.path, &f.tier, &f.version, &mask, &f.partStart, &f.partEnd, &f.rows, &f.flows, &f.packets, &f.bytes, &f.fileBytes); err != nil {
 			rows.Close()
 			return err
 		}
+		f.mask = core.Field(mask)
 		files = append(files, f)
 	}
 	rows.Close()

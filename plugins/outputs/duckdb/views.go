@@ -28,13 +28,22 @@ func (s *Store) absPath(rel string) string {
 	return p
 }
 
-// readParquet reads a list of archive files.
+// readParquet reads a list of archive files with the hot tables' columns
+// (addresses joined from their two halves).
 func (s *Store) readParquet(files []fileEntry) string {
 	paths := make([]string, len(files))
+	var mask core.Field
 	for i, f := range files {
 		paths[i] = quote(s.absPath(f.path))
+		mask |= f.mask
 	}
-	return "SELECT * FROM read_parquet([" + strings.Join(paths, ", ") + "], union_by_name = true)"
+	return "SELECT " + fromFileSelect(columnsOf(mask)) + " FROM read_parquet([" + strings.Join(paths, ", ") + "], union_by_name = true)"
+}
+
+// rollupMask is the schema mask of a tier's files: its primitives.
+func rollupMask(r lifecycle.Rollup) core.Field {
+	m, _ := core.PrimitiveMask(r.Primitives)
+	return m & primitiveFields
 }
 
 // tierNames lists the rollup tiers: configured ones and those with files.
@@ -91,16 +100,6 @@ func unionByName(parts []string) string {
 	return strings.Join(parts, "\nUNION ALL BY NAME\n")
 }
 
-// versionMask is the schema mask of a table version.
-func (s *Store) versionMask(v int) core.Field {
-	for _, t := range s.tables {
-		if t.version == v {
-			return t.mask
-		}
-	}
-	return 0
-}
-
 func (s *Store) filesOf(tier string) []fileEntry {
 	var out []fileEntry
 	for _, f := range s.files {
@@ -147,7 +146,7 @@ func (s *Store) viewSQL() map[string]string {
 			for _, f := range s.filesOf(RawTier) {
 				if !s.rolled[name][f.path] {
 					unrolled = append(unrolled, f)
-					avail |= s.versionMask(f.version)
+					avail |= f.mask
 				}
 			}
 			if len(unrolled) > 0 {
@@ -216,7 +215,7 @@ func (s *Store) buildViews(ctx context.Context, e execer) error {
 	}
 	macros := []string{
 		// ipv4('10.1.2.3') is the stored form of an IPv4 address, for filters.
-		`ipv4(s) AS unhex(printf('%02x%02x%02x%02x', split_part(s, '.', 1)::UTINYINT, split_part(s, '.', 2)::UTINYINT, split_part(s, '.', 3)::UTINYINT, split_part(s, '.', 4)::UTINYINT))`,
+		`ipv4(s) AS (65535::UHUGEINT << 32) | (split_part(s, '.', 1)::UTINYINT::UHUGEINT << 24) | (split_part(s, '.', 2)::UTINYINT::UHUGEINT << 16) | (split_part(s, '.', 3)::UTINYINT::UHUGEINT << 8) | split_part(s, '.', 4)::UTINYINT::UHUGEINT`,
 	}
 	for _, m := range macros {
 		if _, err := e.ExecContext(ctx, "CREATE OR REPLACE "+temp+"MACRO "+m); err != nil {
