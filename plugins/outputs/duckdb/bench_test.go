@@ -305,7 +305,7 @@ func BenchmarkSortOrder(b *testing.B) {
 		} else {
 			recs = randomRows(1_000_000)
 		}
-		for _, name := range []string{"key-then-time", "time-then-key", "dst-first", "time-then-src"} {
+		for _, name := range []string{"key-then-time", "time-then-key", "src-first", "time-then-src"} {
 			b.Run(data+"/"+name, func(b *testing.B) {
 				sortKeys = orders[name]
 				for b.Loop() {
