@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -33,13 +34,8 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Flowline builds cmd/flowline once per test process and returns its path.
-// Under -short it skips the test: end-to-end runs are not the quick loop.
-func Flowline(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test: skipped with -short")
-	}
+// Build builds cmd/flowline once per test process and returns its path.
+func Build() (string, error) {
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "flowline-bin")
 		if err != nil {
@@ -53,18 +49,46 @@ func Flowline(t testing.TB) string {
 			buildErr = fmt.Errorf("build flowline: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return binPath, buildErr
+}
+
+// BuildForMain is for a TestMain: it returns the binary's path, or "" under
+// -short (end-to-end tests then skip); a failed build ends the process.
+func BuildForMain() string {
+	flag.Parse()
+	if testing.Short() {
+		return ""
 	}
-	return binPath
+	bin, err := Build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	return bin
+}
+
+// Flowline returns the built binary. Under -short it skips the test:
+// end-to-end runs are not the quick loop.
+func Flowline(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	bin, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // Process is a running flowline.
 type Process struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan error
+	t           testing.TB
+	name        string
+	stopTimeout time.Duration
+	cmd         *exec.Cmd
+	stderr      *lockedBuffer
+	done        chan error
 }
 
 type lockedBuffer struct {
@@ -84,19 +108,41 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// Start writes config to dir/flowline.toml and runs `flowline run --config`
-// in dir, waiting up to 20 s for the pipeline to run. The process is killed
-// at the end of the test if it still runs.
-func Start(t testing.TB, dir, config string) *Process {
+// Options say how to run the binary.
+type Options struct {
+	// Dir is the working directory.
+	Dir string
+	// Args follow the binary's name, e.g. run --config FILE.
+	Args []string
+	// Env is added to the test's environment.
+	Env []string
+	// Name is what messages call the process (default "flowline").
+	Name string
+	// StartTimeout bounds the wait for "pipeline running" (default 60 s);
+	// StopTimeout the wait for the exit after SIGTERM (default 90 s).
+	StartTimeout, StopTimeout time.Duration
+}
+
+// Launch runs the binary with o and waits until its pipeline runs. When the
+// process exits before that, Launch returns an error holding its log (a test
+// of a bad configuration expects that). The process is killed at the end of
+// the test if it still runs.
+func Launch(t testing.TB, o Options) (*Process, error) {
 	t.Helper()
 	bin := Flowline(t)
-	path := filepath.Join(dir, "flowline.toml")
-	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
+	if o.Name == "" {
+		o.Name = "flowline"
 	}
-	p := &Process{t: t, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "run", "--config", path)
-	p.cmd.Dir = dir
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 60 * time.Second
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = 90 * time.Second
+	}
+	p := &Process{t: t, name: o.Name, stopTimeout: o.StopTimeout, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(bin, o.Args...)
+	p.cmd.Dir = o.Dir
+	p.cmd.Env = append(os.Environ(), o.Env...)
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {
@@ -105,21 +151,41 @@ func Start(t testing.TB, dir, config string) *Process {
 	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Process.Kill() // by PID
 			<-p.done
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(o.StartTimeout)
 	for !strings.Contains(p.stderr.String(), "pipeline running") {
 		select {
 		case err := <-p.done:
-			t.Fatalf("flowline exited at start: %v\n%s", err, p.stderr.String())
+			p.done <- err
+			return nil, fmt.Errorf("%s exited at start (%v):\n%s", p.name, err, p.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("flowline did not start within 20s:\n%s", p.stderr.String())
+			t.Fatalf("%s did not start within %s:\n%s", p.name, o.StartTimeout, p.stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	return p, nil
+}
+
+// Start writes config to dir/flowline.toml and runs `flowline run --config`
+// in dir (with env added), waiting for the pipeline to run; a failed start
+// fails the test.
+func Start(t testing.TB, dir, config string, env ...string) *Process {
+	t.Helper()
+	path := filepath.Join(dir, "flowline.toml")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Launch(t, Options{Dir: dir, Args: []string{"run", "--config", path}, Env: env})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return p
 }
@@ -127,21 +193,35 @@ func Start(t testing.TB, dir, config string) *Process {
 // Log is what the process wrote to stderr so far.
 func (p *Process) Log() string { return p.stderr.String() }
 
-// Stop sends SIGTERM and requires exit code 0 within 60 s.
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Stop sends SIGTERM and requires exit code 0 within the stop timeout. A
+// process that already exited is left alone.
 func (p *Process) Stop() {
 	p.t.Helper()
+	if p.cmd.ProcessState != nil {
+		return
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		p.t.Fatal(err)
 	}
 	select {
 	case err := <-p.done:
 		if err != nil {
-			p.t.Fatalf("flowline exited with %v after SIGTERM:\n%s", err, p.stderr.String())
+			p.t.Fatalf("%s exited with %v after SIGTERM:\n%s", p.name, err, p.stderr.String())
 		}
-	case <-time.After(60 * time.Second):
+	case <-time.After(p.stopTimeout):
 		_ = p.cmd.Process.Kill()
-		p.t.Fatalf("flowline did not exit within 60s of SIGTERM:\n%s", p.stderr.String())
+		p.t.Fatalf("%s did not exit within %s of SIGTERM:\n%s", p.name, p.stopTimeout, p.stderr.String())
 	}
+}
+
+// Kill sends SIGKILL and waits until the process is gone.
+func (p *Process) Kill() {
+	p.t.Helper()
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
 // FreeUDPPort returns a loopback UDP port that was free a moment ago.
@@ -225,6 +305,17 @@ func Sums(t testing.TB, path string) (lines int, packets, bytes uint64) {
 // (over all label sets). It fails the test when name is not exposed.
 func Metric(t testing.TB, addr, name string) float64 {
 	t.Helper()
+	v, ok := TryMetric(t, addr, name)
+	if !ok {
+		t.Fatalf("metric %s not exposed at %s", name, addr)
+	}
+	return v
+}
+
+// TryMetric is Metric that reports whether name is exposed instead of
+// failing. name may carry labels exactly as exposed (name{a="b"}).
+func TryMetric(t testing.TB, addr, name string) (float64, bool) {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -246,8 +337,5 @@ func Metric(t testing.TB, addr, name string) float64 {
 			found = true
 		}
 	}
-	if !found {
-		t.Fatalf("metric %s not exposed at %s", name, addr)
-	}
-	return sum
+	return sum, found
 }

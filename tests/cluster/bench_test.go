@@ -86,7 +86,7 @@ func BenchmarkReplicator(b *testing.B) {
 		for _, s := range sinks {
 			before += s.data.Load()
 		}
-		cpu0 := cpuSeconds(b, rep.cmd.Process.Pid)
+		cpu0 := cpuSeconds(b, rep.Pid())
 		start := time.Now()
 		tot, err := flowgen.Run(b.Context(), flowgen.Config{Target: fmt.Sprintf("127.0.0.1:%d", port), Version: 10, Flows: 5_250_000,
 			Rate: 1_050_000, Seed: int64(i), SourceIDs: 4, TemplateInterval: 10 * time.Second, TemplateEvery: 1 << 30})
@@ -95,7 +95,7 @@ func BenchmarkReplicator(b *testing.B) {
 		}
 		el := time.Since(start).Seconds()
 		time.Sleep(500 * time.Millisecond)
-		cpu := cpuSeconds(b, rep.cmd.Process.Pid) - cpu0
+		cpu := cpuSeconds(b, rep.Pid()) - cpu0
 		var got uint64
 		for _, s := range sinks {
 			got += s.data.Load()
@@ -109,7 +109,7 @@ func BenchmarkReplicator(b *testing.B) {
 		b.Logf("sent %d data datagrams (%d flows) in %.2fs; receivers got %d; loss %.4f%%; replicator CPU %.2f cores",
 			dataSent, tot.Flows, el, got, 100*loss, cpu/el)
 	}
-	rep.stop()
+	rep.Stop()
 }
 
 // BenchmarkCollectors compares one collector fed by flowgen directly with
@@ -154,11 +154,11 @@ func BenchmarkCollectors(b *testing.B) {
 				el := time.Since(start).Seconds()
 				time.Sleep(time.Second)
 				if rep != nil {
-					rep.stop()
+					rep.Stop()
 				}
 				var stored uint64
 				for _, p := range procs {
-					p.stop()
+					p.Stop()
 					stored += sums(b, filepath.Join(p.dir, "flows.jsonl")).packets
 				}
 				loss := 1 - float64(stored)/float64(tot.FlowPackets)

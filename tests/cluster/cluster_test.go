@@ -114,11 +114,11 @@ func (c *cluster) target() string { return fmt.Sprintf("127.0.0.1:%d", c.port) }
 func (c *cluster) stopAll() []fileSums {
 	c.t.Helper()
 	time.Sleep(300 * time.Millisecond) // let the last datagrams leave the socket buffers
-	c.replicator.stop()
+	c.replicator.Stop()
 	time.Sleep(200 * time.Millisecond)
 	var out []fileSums
 	for _, p := range c.collectors {
-		p.stop()
+		p.Stop()
 		out = append(out, sums(c.t, filepath.Join(p.dir, "flows.jsonl")))
 	}
 	return out
@@ -146,7 +146,7 @@ func checkExact(t *testing.T, got []fileSums, tot flowgen.Totals, procs []*proc)
 	if pkts != tot.FlowPackets || byts != tot.FlowBytes {
 		var logs strings.Builder
 		for _, p := range procs {
-			fmt.Fprintf(&logs, "--- %s\n%s", p.name, p.stderr.String())
+			fmt.Fprintf(&logs, "--- %s\n%s", p.name, p.Log())
 		}
 		t.Fatalf("collectors stored %d packets, %d bytes; flowgen sent %d packets, %d bytes\n%s", pkts, byts, tot.FlowPackets, tot.FlowBytes, logs.String())
 	}
@@ -307,12 +307,12 @@ func sharedTemplatesOnly(t *testing.T, viaReplicator bool) {
 	if replicator != nil {
 		t.Logf("replicator: %v template datagrams sent, %v shared templates received",
 			metric(t, replicator.metrics, "flowline_tee_templates_sent_total"), metric(t, replicator.metrics, "flowline_replica_shared_templates_total"))
-		replicator.stop()
+		replicator.Stop()
 		procs = append(procs, replicator)
 	}
 	var got []fileSums
 	for _, p := range procs {
-		p.stop()
+		p.Stop()
 		if p != replicator {
 			got = append(got, sums(t, filepath.Join(p.dir, "flows.jsonl")))
 		}
@@ -396,7 +396,7 @@ func TestReceiverRestart(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	victim := c.collectors[1]
-	victim.stop()
+	victim.Stop()
 	before := sums(t, filepath.Join(victim.dir, "flows.jsonl"))
 	c.waitUp(2)
 	sentBefore := metric(t, c.replicator.metrics, fmt.Sprintf(`flowline_tee_packets_sent_total{alias="",kind="outputs",plugin="tee",pool="1",receiver=%q}`, c.receivers[1]))
@@ -409,7 +409,7 @@ func TestReceiverRestart(t *testing.T) {
 	c.collectors[1] = start(t, "collector 2 (restarted)", victim.dir, victim.metrics, c.configs[1])
 	c.waitUp(3)
 	add(send(t, flowgenConfig(c.target(), 60_000, 43)))
-	if !strings.Contains(c.replicator.stderr.String(), "sent cached templates to a returning receiver") {
+	if !strings.Contains(c.replicator.Log(), "sent cached templates to a returning receiver") {
 		t.Error("the replicator did not send its cached templates to the returning collector")
 	}
 	got := c.stopAll()

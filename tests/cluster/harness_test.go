@@ -6,107 +6,39 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowline/flowline/internal/testbin"
 )
 
-// flowlineBin is the binary under test, built once by TestMain.
+// flowlineBin is the binary under test, built once by TestMain ("" under -short).
 var flowlineBin string
 
 func TestMain(m *testing.M) {
-	short := false
-	for _, a := range os.Args {
-		if a == "-test.short=true" || a == "-test.short" {
-			short = true
-		}
-	}
-	dir, err := os.MkdirTemp("", "flowline-cluster")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if !short {
-		flowlineBin = filepath.Join(dir, "flowline")
-		wd, _ := os.Getwd()
-		cmd := exec.Command("go", "build", "-o", flowlineBin, "./cmd/flowline")
-		cmd.Dir = filepath.Join(wd, "..", "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build flowline: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	flowlineBin = testbin.BuildForMain()
+	os.Exit(m.Run())
 }
 
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
+func freeUDPPort(t testing.TB) int { return testbin.FreeUDPPort(t) }
 
-func freeTCPPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freeTCPPort(t testing.TB) int { return testbin.FreeTCPPort(t) }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// proc is a running flowline process.
+// proc is a running flowline process of the cluster.
 type proc struct {
-	t       testing.TB
+	*testbin.Process
 	name    string
 	dir     string
 	metrics string // host:port of /metrics
-	cmd     *exec.Cmd
-	stderr  *lockedBuffer
-	done    chan error
 }
 
 // start writes config to dir/flowline.toml and runs `flowline run`, waiting
 // until the pipeline runs.
 func start(t testing.TB, name, dir, metrics, config string, env ...string) *proc {
 	t.Helper()
-	if flowlineBin == "" {
-		t.Skip("cluster tests need the binary; skipped with -short")
-	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -114,85 +46,22 @@ func start(t testing.TB, name, dir, metrics, config string, env ...string) *proc
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, name: name, dir: dir, metrics: metrics, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(flowlineBin, "run", "--config", path)
-	p.cmd.Dir = dir
-	if len(env) > 0 {
-		p.cmd.Env = append(os.Environ(), env...)
-	}
-	p.cmd.Stderr = p.stderr
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
+	p, err := testbin.Launch(t, testbin.Options{Dir: dir, Args: []string{"run", "--config", path}, Env: env,
+		Name: name, StartTimeout: 20 * time.Second, StopTimeout: 60 * time.Second})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill() // by PID
-			<-p.done
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(p.stderr.String(), "pipeline running") {
-		select {
-		case err := <-p.done:
-			t.Fatalf("%s exited at start: %v\n%s", name, err, p.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start within 20s:\n%s", name, p.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return p
-}
-
-// stop sends SIGTERM to the process (by PID) and requires a clean exit.
-func (p *proc) stop() {
-	p.t.Helper()
-	if p.cmd.ProcessState != nil {
-		return
-	}
-	if err := syscall.Kill(p.cmd.Process.Pid, syscall.SIGTERM); err != nil {
-		p.t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		if err != nil {
-			p.t.Fatalf("%s exited with %v after SIGTERM:\n%s", p.name, err, p.stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		_ = p.cmd.Process.Kill()
-		p.t.Fatalf("%s did not exit within 60s of SIGTERM:\n%s", p.name, p.stderr.String())
-	}
+	return &proc{Process: p, name: name, dir: dir, metrics: metrics}
 }
 
 // metric sums the samples of a metric (all label sets) from /metrics; it
 // returns -1 when the metric is not exposed.
 func metric(t testing.TB, addr, name string) float64 {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
+	if v, ok := testbin.TryMetric(t, addr, name); ok {
+		return v
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-	body, _ := io.ReadAll(conn)
-	sum, found := 0.0, false
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, name) && len(line) > len(name) && (line[len(name)] == ' ' || line[len(name)] == '{') {
-			f := strings.Fields(line)
-			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-				sum += v
-				found = true
-			}
-		}
-	}
-	if !found {
-		return -1
-	}
-	return sum
+	return -1
 }
 
 // waitMetric waits until cond holds for the metric's value, up to d.

@@ -9,165 +9,42 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flowline/flowline/internal/flowgen"
+	"github.com/flowline/flowline/internal/testbin"
 )
 
-// flowlineBin is the binary under test, built once by TestMain.
+// flowlineBin is the binary under test, built once by TestMain ("" under -short).
 var flowlineBin string
 
 func TestMain(m *testing.M) {
-	short := false
-	for _, a := range os.Args {
-		if a == "-test.short=true" || a == "-test.short" {
-			short = true
-		}
-	}
-	dir, err := os.MkdirTemp("", "flowline-store")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if !short {
-		flowlineBin = filepath.Join(dir, "flowline")
-		cmd := exec.Command("go", "build", "-o", flowlineBin, "./cmd/flowline")
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build flowline: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	flowlineBin = testbin.BuildForMain()
+	os.Exit(m.Run())
 }
 
-func repoRoot() string {
-	wd, _ := os.Getwd()
-	return filepath.Join(wd, "..", "..")
-}
+func repoRoot() string { return testbin.RepoRoot() }
 
-func needBinary(t *testing.T) {
-	t.Helper()
-	if flowlineBin == "" {
-		t.Skip("end-to-end tests need the binary; skipped with -short")
-	}
-}
+func needBinary(t *testing.T) { testbin.Flowline(t) }
 
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
+func freeUDPPort(t *testing.T) int { return testbin.FreeUDPPort(t) }
 
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// collector is a running `flowline run`.
-type collector struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan error
-}
+func freeTCPPort(t *testing.T) int { return testbin.FreeTCPPort(t) }
 
 // start runs `flowline run` in dir with args (e.g. --config FILE) and env,
 // and waits until the pipeline runs.
-func start(t *testing.T, dir string, env []string, args ...string) *collector {
+func start(t *testing.T, dir string, env []string, args ...string) *testbin.Process {
 	t.Helper()
-	needBinary(t)
-	c := &collector{t: t, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	c.cmd = exec.Command(flowlineBin, append([]string{"run"}, args...)...)
-	c.cmd.Dir = dir
-	c.cmd.Env = append(os.Environ(), env...)
-	c.cmd.Stderr = c.stderr
-	c.cmd.Stdout = io.Discard
-	if err := c.cmd.Start(); err != nil {
+	p, err := testbin.Launch(t, testbin.Options{Dir: dir, Args: append([]string{"run"}, args...), Env: env})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { c.done <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(c.stderr.String(), "pipeline running") {
-		select {
-		case err := <-c.done:
-			t.Fatalf("flowline exited at start: %v\n%s", err, c.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("flowline did not start within 60s:\n%s", c.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return c
-}
-
-// stop sends SIGTERM and requires a clean exit.
-func (c *collector) stop() {
-	c.t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		c.t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		if err != nil {
-			c.t.Fatalf("flowline exited with %v after SIGTERM:\n%s", err, c.stderr.String())
-		}
-	case <-time.After(90 * time.Second):
-		_ = c.cmd.Process.Kill()
-		c.t.Fatalf("flowline did not exit within 90s of SIGTERM:\n%s", c.stderr.String())
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (c *collector) kill() {
-	c.t.Helper()
-	_ = c.cmd.Process.Kill()
-	<-c.done
+	return p
 }
 
 // cli runs a flowline subcommand in dir and returns its stdout; a non-zero

@@ -38,11 +38,11 @@ func TestDefaultRunStoresExactTotals(t *testing.T) {
 	// While the collector runs, the store commands go through its API.
 	cli(t, dir, env, "top", "--by", "dst_host", "--since", "1h")
 	time.Sleep(300 * time.Millisecond)
-	c.stop()
+	c.Stop()
 
 	got := queryTotals(t, dir, env, "flows_all")
 	if got.Packets != tot.FlowPackets || got.Bytes != tot.FlowBytes || got.Flows != tot.Flows {
-		t.Fatalf("stored %+v; flowgen sent %d flows, %d packets, %d bytes\n%s", got, tot.Flows, tot.FlowPackets, tot.FlowBytes, c.stderr.String())
+		t.Fatalf("stored %+v; flowgen sent %d flows, %d packets, %d bytes\n%s", got, tot.Flows, tot.FlowPackets, tot.FlowBytes, c.Log())
 	}
 	t.Logf("%d flows -> %d rows; %d packets, %d bytes exact", tot.Flows, got.Rows, got.Packets, got.Bytes)
 
@@ -117,7 +117,7 @@ func TestCompactThroughRunningCollector(t *testing.T) {
 	}
 	b := send(t, flowgen.Config{Target: target, Version: 10, Flows: 100_000, Rate: 150_000, Seed: 6})
 	time.Sleep(300 * time.Millisecond)
-	c.stop()
+	c.Stop()
 	got := queryTotals(t, dir, nil, "flows_all", "--config", cfg)
 	if got.Packets != a.FlowPackets+b.FlowPackets || got.Bytes != a.FlowBytes+b.FlowBytes {
 		t.Fatalf("stored %+v, sent %d packets, %d bytes", got, a.FlowPackets+b.FlowPackets, a.FlowBytes+b.FlowBytes)
@@ -168,7 +168,7 @@ func TestKillDuringIngestion(t *testing.T) {
 		time.Sleep(time.Duration(1500+rng.IntN(1000)) * time.Millisecond)
 		acked := queryTotals(t, dir, nil, "flows_all", "--config", cfg)
 		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-		c.kill()
+		c.Kill()
 		tot := <-done
 		sent.Flows += tot.Flows
 		sent.FlowPackets += tot.FlowPackets
@@ -187,7 +187,7 @@ func TestKillDuringIngestion(t *testing.T) {
 	}
 	// Restart (orphans of an interrupted pass are removed), stop, compact.
 	c := start(t, dir, nil, "--config", cfg)
-	c.stop()
+	c.Stop()
 	if got := queryTotals(t, dir, nil, "flows_all", "--config", cfg); got != stored {
 		t.Fatalf("after restart %+v, before %+v", got, stored)
 	}
