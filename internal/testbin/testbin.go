@@ -87,22 +87,23 @@ type Process struct {
 	name        string
 	stopTimeout time.Duration
 	cmd         *exec.Cmd
-	stderr      *lockedBuffer
+	stderr      *LockedBuffer
 	done        chan error
 }
 
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that a process writes to while the test reads it.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -139,7 +140,7 @@ func Launch(t testing.TB, o Options) (*Process, error) {
 	if o.StopTimeout == 0 {
 		o.StopTimeout = 90 * time.Second
 	}
-	p := &Process{t: t, name: o.Name, stopTimeout: o.StopTimeout, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &Process{t: t, name: o.Name, stopTimeout: o.StopTimeout, stderr: &LockedBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(bin, o.Args...)
 	p.cmd.Dir = o.Dir
 	p.cmd.Env = append(os.Environ(), o.Env...)

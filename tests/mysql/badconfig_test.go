@@ -42,7 +42,7 @@ func TestBadConfigOneClearLine(t *testing.T) {
 			dir := t.TempDir()
 			c, err := runFlowline(t, dir, collectorTOML(dir, freeUDPPort(t), "", cfg), s)
 			if err == nil {
-				c.stop()
+				c.Stop()
 				t.Fatalf("flowline started with a bad %s", tc.name)
 			}
 			var errLines []string

@@ -62,12 +62,12 @@ func TestEndToEndExactTotals(t *testing.T) {
 		Rate: 60_000, Seed: 21, SourceIDs: 2, HostPool: 200})
 	time.Sleep(500 * time.Millisecond)
 	written := metric(t, maddr, "flowline_mysql_rows_written_total")
-	c.stop()
+	c.Stop()
 	conn := s.open(t, db)
 	rows, pkts, bytes := sums(t, conn, "acct_all")
 	if pkts != tot.FlowPackets || bytes != tot.FlowBytes {
 		t.Fatalf("acct_all: %d packets, %d bytes in %d rows; flowgen sent %d packets, %d bytes\n%s",
-			pkts, bytes, rows, tot.FlowPackets, tot.FlowBytes, c.stderr.String())
+			pkts, bytes, rows, tot.FlowPackets, tot.FlowBytes, c.Log())
 	}
 	var distinct uint64
 	if err := conn.QueryRow("SELECT COUNT(*) FROM (SELECT DISTINCT ip_src, ip_dst, port_src, port_dst, ip_proto, stamp_inserted FROM acct_all) d").Scan(&distinct); err != nil {
@@ -106,16 +106,16 @@ func TestEndToEndWithCompaction(t *testing.T) {
 	tot := send(t, flowgen.Config{Target: fmt.Sprintf("127.0.0.1:%d", port), Version: 9, Flows: 300_000,
 		Rate: 40_000, Seed: 22, SourceIDs: 2, HostPool: 300})
 	time.Sleep(3 * time.Second) // a last pass after the last refresh
-	c.stop()
+	c.Stop()
 	conn := s.open(t, db)
 	_, pkts, bytes := sums(t, conn, "acct_all")
 	if pkts != tot.FlowPackets || bytes != tot.FlowBytes {
-		t.Fatalf("acct_all: %d packets, %d bytes; flowgen sent %d, %d\n%s", pkts, bytes, tot.FlowPackets, tot.FlowBytes, c.stderr.String())
+		t.Fatalf("acct_all: %d packets, %d bytes; flowgen sent %d, %d\n%s", pkts, bytes, tot.FlowPackets, tot.FlowBytes, c.Log())
 	}
 	hot, _, _ := sums(t, conn, "acct")
 	arch, _, _ := sums(t, conn, "acct_archive")
 	if arch == 0 {
-		t.Fatalf("nothing was archived\n%s", c.stderr.String())
+		t.Fatalf("nothing was archived\n%s", c.Log())
 	}
 	// The tier holds what was archived before the watermark; with the
 	// shutdown refresh possibly still hot, compare the tier with the archive.

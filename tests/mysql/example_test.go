@@ -70,10 +70,10 @@ func TestExampleDeployment(t *testing.T) {
 	}
 	tot := send(t, flowgen.Config{Target: fmt.Sprintf("127.0.0.1:%d", port), Version: 9, Flows: 50_000, Rate: 50_000, Seed: 5})
 	time.Sleep(500 * time.Millisecond)
-	c.stop()
+	c.Stop()
 	rows, pkts, bytes := sums(t, s.open(t, "pmacct"), "acct_all")
 	if pkts != tot.FlowPackets || bytes != tot.FlowBytes {
-		t.Fatalf("acct_all: %d packets, %d bytes; flowgen sent %d, %d\n%s", pkts, bytes, tot.FlowPackets, tot.FlowBytes, c.stderr.String())
+		t.Fatalf("acct_all: %d packets, %d bytes; flowgen sent %d, %d\n%s", pkts, bytes, tot.FlowPackets, tot.FlowBytes, c.Log())
 	}
 	t.Logf("example deployment: %d rows, exact totals", rows)
 }

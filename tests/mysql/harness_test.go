@@ -6,59 +6,29 @@ package mysql
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/flowline/flowline/internal/testbin"
 	driver "github.com/go-sql-driver/mysql"
 )
 
-// flowlineBin is the binary under test, built once by TestMain.
+// flowlineBin is the binary under test, built once by TestMain ("" under -short).
 var flowlineBin string
 
 func TestMain(m *testing.M) {
-	short := false
-	for _, a := range os.Args {
-		if a == "-test.short=true" || a == "-test.short" {
-			short = true
-		}
-	}
-	dir, err := os.MkdirTemp("", "flowline-mysql")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if !short {
-		flowlineBin = filepath.Join(dir, "flowline")
-		cmd := exec.Command("go", "build", "-o", flowlineBin, "./cmd/flowline")
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build flowline: %v\n%s", err, out)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	flowlineBin = testbin.BuildForMain()
+	os.Exit(m.Run())
 }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
+func repoRoot() string { return testbin.RepoRoot() }
 
 // server is a MariaDB started by scripts/mariadb.sh.
 type server struct {
@@ -169,135 +139,24 @@ func (s server) mysqlTOML(db, extra string) string {
 `, s.host, s.port, s.user, db, extra)
 }
 
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// collector is a running flowline process.
-type collector struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	done   chan error
-}
+func freeUDPPort(t *testing.T) int { return testbin.FreeUDPPort(t) }
 
 // runFlowline writes config to dir and runs `flowline run --config`; it
 // returns when the pipeline runs, or with the error output when it exits.
-func runFlowline(t *testing.T, dir, config string, s server) (*collector, error) {
+func runFlowline(t *testing.T, dir, config string, s server) (*testbin.Process, error) {
 	t.Helper()
 	path := filepath.Join(dir, "flowline.toml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{t: t, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	c.cmd = exec.Command(flowlineBin, "run", "--config", path)
-	c.cmd.Dir = dir
-	c.cmd.Env = append(os.Environ(), "FLOWLINE_TEST_MYSQL_PASSWORD="+s.password)
-	c.cmd.Stderr = c.stderr
-	c.cmd.Stdout = io.Discard
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.done <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(c.stderr.String(), "pipeline running") {
-		select {
-		case err := <-c.done:
-			c.done <- err
-			return nil, fmt.Errorf("flowline exited at start (%v):\n%s", err, c.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("flowline did not start within 30s:\n%s", c.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return c, nil
-}
-
-// stop sends SIGTERM and requires a clean exit.
-func (c *collector) stop() {
-	c.t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		c.t.Fatal(err)
-	}
-	select {
-	case err := <-c.done:
-		if err != nil {
-			c.t.Fatalf("flowline exited with %v after SIGTERM:\n%s", err, c.stderr.String())
-		}
-	case <-time.After(90 * time.Second):
-		_ = c.cmd.Process.Kill()
-		c.t.Fatalf("flowline did not exit within 90s of SIGTERM:\n%s", c.stderr.String())
-	}
+	return testbin.Launch(t, testbin.Options{Dir: dir, Args: []string{"run", "--config", path},
+		Env: []string{"FLOWLINE_TEST_MYSQL_PASSWORD=" + s.password}, StartTimeout: 30 * time.Second})
 }
 
 // metric scrapes one sample value (summed over labels) from /metrics.
-func metric(t *testing.T, addr, name string) float64 {
-	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-	body, _ := io.ReadAll(conn)
-	var sum float64
-	found := false
-	for _, line := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(line, name) && len(line) > len(name) && (line[len(name)] == ' ' || line[len(name)] == '{') {
-			f := strings.Fields(line)
-			if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-				sum += v
-				found = true
-			}
-		}
-	}
-	if !found {
-		t.Fatalf("metric %s not exposed", name)
-	}
-	return sum
-}
+func metric(t *testing.T, addr, name string) float64 { return testbin.Metric(t, addr, name) }
 
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeTCPAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testbin.FreeTCPPort(t)) }
 
 func sums(t *testing.T, db *sql.DB, table string) (rows, packets, bytes uint64) {
 	t.Helper()

@@ -78,11 +78,11 @@ func TestOutageLosesNothing(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second)
 	dropped := metric(t, maddr, "flowline_mysql_dropped_rows_total")
-	c.stop()
+	c.Stop()
 	_, pkts, bytes := sums(t, s.open(t, db), "acct_all")
 	t.Logf("during the outage: %v rows in memory, %v bytes spooled; dropped %v", buffered, spool, dropped)
 	if pkts != r.tot.FlowPackets || bytes != r.tot.FlowBytes {
-		t.Fatalf("after a 30 s outage: %d packets, %d bytes; flowgen sent %d, %d\n%s", pkts, bytes, r.tot.FlowPackets, r.tot.FlowBytes, c.stderr.String())
+		t.Fatalf("after a 30 s outage: %d packets, %d bytes; flowgen sent %d, %d\n%s", pkts, bytes, r.tot.FlowPackets, r.tot.FlowBytes, c.Log())
 	}
 	if spool == 0 {
 		t.Errorf("the outage did not reach the spool (buffer_rows = 5000)")

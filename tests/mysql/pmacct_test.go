@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/internal/flowgen"
+	"github.com/flowline/flowline/internal/testbin"
 )
 
 // nfacctdPath finds nfacctd: under CI it must be installed, elsewhere the
@@ -136,7 +137,7 @@ func compareWithNfacctd(t *testing.T, s server, nfacctd string, optimize bool, s
 	}
 	nf := exec.Command(nfacctd, "-f", confPath)
 	nf.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var nfOut lockedBuffer
+	var nfOut testbin.LockedBuffer
 	nf.Stdout, nf.Stderr = &nfOut, &nfOut
 	if err := nf.Start(); err != nil {
 		t.Fatal(err)
@@ -204,7 +205,7 @@ func compareWithNfacctd(t *testing.T, s server, nfacctd string, optimize bool, s
 	sendTo(t, nfPort, flPort, pkts[half:])
 	time.Sleep(4500 * time.Millisecond)
 	stopNf()
-	fl.stop()
+	fl.Stop()
 
 	cols := "ip_src, ip_dst, port_src, port_dst, tcp_flags, ip_proto, packets, bytes, stamp_inserted"
 	if !optimize {
@@ -235,7 +236,7 @@ func compareWithNfacctd(t *testing.T, s server, nfacctd string, optimize bool, s
 	}
 	t.Logf("%d rows from nfacctd, %d from flowline; %d missing, %d extra (columns %s)", len(want), len(got), missing, extraRows, cols)
 	if t.Failed() {
-		t.Logf("flowline log:\n%s", fl.stderr.String())
+		t.Logf("flowline log:\n%s", fl.Log())
 	}
 }
 
@@ -279,7 +280,7 @@ func dump(t *testing.T, s server, db, cols string) map[string]bool {
 }
 
 // waitBound waits until nfacctd has bound its UDP port.
-func waitBound(t *testing.T, port int, done chan error, out *lockedBuffer) {
+func waitBound(t *testing.T, port int, done chan error, out *testbin.LockedBuffer) {
 	t.Helper()
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		select {
