@@ -16,8 +16,48 @@ type Batch struct {
 	Records []Record
 	// Arena holds the bytes that Packets[i].Data and Records[i].Ext point into.
 	Arena []byte
+	// Origin says where the batch came from when its source can redeliver
+	// it (a message of inputs.amqp): storing outputs keep the highest
+	// sequence stored per writer so that a redelivered batch is stored once.
+	// The zero Origin means none.
+	Origin Origin
 
-	refs atomic.Int32
+	refs   atomic.Int32
+	failed atomic.Bool
+	acks   []func(ok bool)
+}
+
+// Origin identifies a batch from a source that can redeliver it.
+type Origin struct {
+	// Writer is the upstream writer's id (an edge collector's amqp output).
+	Writer string
+	// Seq is the writer's sequence number of this batch; it grows.
+	Seq uint64
+}
+
+// OnDone attaches an acknowledgement: fn is called once, from the goroutine
+// that releases the last reference, with ok=true when every holder finished
+// with the batch normally (outputs committed it, an aggregate absorbed it),
+// or ok=false when one of them gave it up (Fail). An input that can redeliver
+// acks its message there.
+func (b *Batch) OnDone(fn func(ok bool)) { b.acks = append(b.acks, fn) }
+
+// Fail marks the batch as given up by one holder (a write dropped after
+// retries): its acknowledgements will report ok=false.
+func (b *Batch) Fail() { b.failed.Store(true) }
+
+// MoveAcks hands b's acknowledgements and origin to dst, for a processor that
+// replaces a batch by a new one: the source is acknowledged when dst is done.
+func (b *Batch) MoveAcks(dst *Batch) {
+	dst.acks = append(dst.acks, b.acks...)
+	clear(b.acks)
+	b.acks = b.acks[:0]
+	if dst.Origin == (Origin{}) {
+		dst.Origin = b.Origin
+	}
+	if b.failed.Load() {
+		dst.failed.Store(true)
+	}
 }
 
 // DefaultArenaSize is the arena capacity of a pooled batch: room for a few
@@ -57,6 +97,16 @@ func (b *Batch) Release() {
 	if n < 0 {
 		panic("core: Batch released more times than retained")
 	}
+	if len(b.acks) > 0 {
+		ok := !b.failed.Load()
+		for i, fn := range b.acks {
+			fn(ok)
+			b.acks[i] = nil
+		}
+		b.acks = b.acks[:0]
+	}
+	b.failed.Store(false)
+	b.Origin = Origin{}
 	clear(b.Packets) // drop references to memory owned by others
 	b.Packets = b.Packets[:0]
 	for i := range b.Records {

@@ -2,7 +2,9 @@ package core
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,14 +55,6 @@ type Output interface {
 	Close(ctx context.Context) error
 }
 
-// Consumes says what an output (or processor) takes: packets, records or both.
-type Consumes int
-
-const (
-	ConsumesRecords Consumes = iota
-	ConsumesPackets
-)
-
 // PacketConsumer is implemented by outputs that take raw packets (the tee
 // replicator) instead of decoded records.
 type PacketConsumer interface {
@@ -68,14 +62,40 @@ type PacketConsumer interface {
 }
 
 // Initializer is implemented by plugins that need the environment (data
-// directory, logger, metrics) or want to validate their configuration after
-// it was decoded. Errors returned from Init are reported with the plugin's
-// config location.
+// directory, logger, metrics, the pipeline's primitives) or check their
+// configuration against it. The engine calls Init once, after the config was
+// decoded and validated and before anything starts, with a non-nil Env.
+// Errors returned from Init are reported once, prefixed with the plugin's
+// config location ("file.toml:12: outputs.mysql: ..."), so they should not
+// repeat the plugin's name.
 type Initializer interface {
 	Init(env *Env) error
 }
 
-// Env is what the engine gives a plugin at Init.
+// Validator is implemented by plugins that check their configuration on its
+// own, without the environment. The config loader calls Validate right after
+// decoding the plugin's table, so `flowline config check` reports the error
+// with the table's file and line.
+type Validator interface {
+	Validate() error
+}
+
+// SchemaProvider is implemented by processors that decide the shape of the
+// records they emit: the aggregate emits records keyed by its primitives.
+// The engine passes the primitives of the last such processor upstream of
+// the outputs to every output in Env.Primitives.
+type SchemaProvider interface {
+	OutputPrimitives() []string
+}
+
+// HTTPMux serves a plugin's HTTP endpoints (outputs.duckdb's query API) on
+// the agent's metrics address. Paths start with /api/.
+type HTTPMux interface {
+	Handle(path string, h http.Handler)
+}
+
+// Env is what the engine gives a plugin at Init. Every field is set: a
+// plugin never needs to check for nil.
 type Env struct {
 	// DataDir is agent.data_dir: templates, embedded store, spool.
 	DataDir string
@@ -88,4 +108,31 @@ type Env struct {
 	// Metrics registers the plugin's domain metrics; the registerer already
 	// adds the kind, plugin and alias labels.
 	Metrics prometheus.Registerer
+	// HTTP registers endpoints on the metrics address (a no-op when the
+	// agent serves none).
+	HTTP HTTPMux
+	// Primitives are the aggregation primitives (pmacct names) of the
+	// records an output receives, as the nearest SchemaProvider upstream
+	// declared them; nil when records arrive unaggregated. Only outputs get it.
+	Primitives []string
 }
+
+// NewEnv returns an environment for a plugin used outside the engine (tests,
+// the SDK's harness, the CLI): a logger that discards, a private metrics
+// registry, and no HTTP endpoints.
+func NewEnv(name, dataDir string) *Env {
+	return &Env{
+		DataDir:   dataDir,
+		BatchSize: 1024,
+		Name:      name,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics:   prometheus.NewRegistry(),
+		HTTP:      NoHTTP{},
+	}
+}
+
+// NoHTTP is an HTTPMux that serves nothing.
+type NoHTTP struct{}
+
+// Handle ignores the endpoint.
+func (NoHTTP) Handle(string, http.Handler) {}

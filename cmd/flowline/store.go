@@ -22,6 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
 	"github.com/flowline/flowline/plugins/outputs/duckdb"
@@ -210,7 +211,7 @@ func cmdTop(args []string, stdout, stderr io.Writer) int {
 	if !f.checkFormat(stderr, "table", "json", "csv") {
 		return 2
 	}
-	var d config.Duration
+	var d core.Duration
 	if err := d.UnmarshalText([]byte(*since)); err != nil || d <= 0 {
 		fmt.Fprintf(stderr, "flowline top: --since %q: want a duration such as 1h or 7d\n", *since)
 		return 2

@@ -25,6 +25,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/registry"
 )
 
@@ -39,7 +40,7 @@ type Agent struct {
 	// LogLevel is one of debug, info, warn and error.
 	LogLevel string `toml:"log_level"`
 	// ShutdownTimeout bounds the graceful shutdown.
-	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	ShutdownTimeout core.Duration `toml:"shutdown_timeout"`
 	// ChannelBatches is the capacity, in batches, of the queue between two
 	// stages.
 	ChannelBatches int `toml:"channel_batches"`
@@ -58,7 +59,7 @@ func DefaultAgent() Agent {
 		DataDir:         "./data",
 		MetricsAddress:  "127.0.0.1:9108",
 		LogLevel:        "info",
-		ShutdownTimeout: Duration(30e9),
+		ShutdownTimeout: core.Duration(30e9),
 		ChannelBatches:  64,
 		BatchSize:       1024,
 	}
@@ -368,7 +369,7 @@ func (l *loader) plugin(p registry.Plugin, base []string, node map[string]any, p
 		ok = false
 	}
 	l.instances = append(l.instances, instance{plugin: val, kind: p.Kind, name: p.Name, base: base, node: node})
-	if v, isV := val.(interface{ Validate() error }); ok && isV {
+	if v, isV := val.(core.Validator); ok && isV {
 		if err := v.Validate(); err != nil {
 			l.errs = append(l.errs, &Error{File: l.file, Line: pc.Line, Key: id, Msg: err.Error()})
 		}

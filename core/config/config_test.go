@@ -8,19 +8,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/registry"
 )
 
 type testInput struct {
-	Address    string `toml:"address"`
-	Sockets    int    `toml:"sockets"`
-	ReadBuffer Size   `toml:"read_buffer"`
+	Address    string    `toml:"address"`
+	Sockets    int       `toml:"sockets"`
+	ReadBuffer core.Size `toml:"read_buffer"`
 }
 
 type testAggregate struct {
-	Primitives []string `toml:"primitives"`
-	History    Duration `toml:"history"`
-	Refresh    Duration `toml:"refresh"`
+	Primitives []string      `toml:"primitives"`
+	History    core.Duration `toml:"history"`
+	Refresh    core.Duration `toml:"refresh"`
 }
 
 func (a *testAggregate) Validate() error {
@@ -31,13 +32,13 @@ func (a *testAggregate) Validate() error {
 }
 
 type testRollup struct {
-	Name string   `toml:"name"`
-	Bin  Duration `toml:"bin"`
+	Name string        `toml:"name"`
+	Bin  core.Duration `toml:"bin"`
 }
 
 type testLifecycle struct {
-	CompressAfter Duration `toml:"compress_after"`
-	DeleteAfter   Duration `toml:"delete_after"`
+	CompressAfter core.Duration `toml:"compress_after"`
+	DeleteAfter   core.Duration `toml:"delete_after"`
 }
 
 type testOutput struct {
@@ -75,10 +76,10 @@ func init() {
 		return &testInput{Address: "0.0.0.0:9995", Sockets: 1, ReadBuffer: 32 << 20}
 	})
 	registry.Register(registry.Processors, "cfgtest_aggregate", aggregateSample, func() any {
-		return &testAggregate{History: Duration(10 * time.Minute), Refresh: Duration(30 * time.Second)}
+		return &testAggregate{History: core.Duration(10 * time.Minute), Refresh: core.Duration(30 * time.Second)}
 	})
 	registry.Register(registry.Outputs, "cfgtest_output", outputSample, func() any {
-		return &testOutput{Format: "json", Lifecycle: testLifecycle{DeleteAfter: Duration(30 * 24 * time.Hour)}}
+		return &testOutput{Format: "json", Lifecycle: testLifecycle{DeleteAfter: core.Duration(30 * 24 * time.Hour)}}
 	})
 }
 
@@ -115,13 +116,13 @@ func TestAgent(t *testing.T) {
 	want := DefaultAgent()
 	want.DataDir = "/var/lib/flowline"
 	want.LogLevel = "debug"
-	want.ShutdownTimeout = Duration(time.Minute)
+	want.ShutdownTimeout = core.Duration(time.Minute)
 	want.BatchSize = 10
 	if cfg.Agent != want {
 		t.Errorf("agent = %+v, want %+v", cfg.Agent, want)
 	}
 	cfg = mustParse(t, "[agent]\nmetrics_address = \"\"\nshutdown_timeout = 5\n")
-	if cfg.Agent.MetricsAddress != "" || cfg.Agent.ShutdownTimeout != Duration(5*time.Second) {
+	if cfg.Agent.MetricsAddress != "" || cfg.Agent.ShutdownTimeout != core.Duration(5*time.Second) {
 		t.Errorf("agent = %+v", cfg.Agent)
 	}
 }
@@ -178,14 +179,14 @@ func TestPlugins(t *testing.T) {
 		t.Errorf("input 1 = %+v", *p1)
 	}
 	agg := cfg.Processors[0].Plugin.(*testAggregate)
-	if agg.History != Duration(time.Hour) || agg.Refresh != Duration(30*time.Second) || len(agg.Primitives) != 1 {
+	if agg.History != core.Duration(time.Hour) || agg.Refresh != core.Duration(30*time.Second) || len(agg.Primitives) != 1 {
 		t.Errorf("aggregate = %+v", *agg)
 	}
 	out := cfg.Outputs[0].Plugin.(*testOutput)
-	if out.Format != "csv" || out.Lifecycle.CompressAfter != Duration(48*time.Hour) || out.Lifecycle.DeleteAfter != Duration(30*24*time.Hour) {
+	if out.Format != "csv" || out.Lifecycle.CompressAfter != core.Duration(48*time.Hour) || out.Lifecycle.DeleteAfter != core.Duration(30*24*time.Hour) {
 		t.Errorf("output = %+v", *out)
 	}
-	if len(out.Rollups) != 2 || out.Rollups[1].Name != "b" || out.Rollups[1].Bin != Duration(24*time.Hour) {
+	if len(out.Rollups) != 2 || out.Rollups[1].Name != "b" || out.Rollups[1].Bin != core.Duration(24*time.Hour) {
 		t.Errorf("rollups = %+v", out.Rollups)
 	}
 	if cfg.Agent.BatchSize != 512 {
@@ -392,120 +393,12 @@ formt = "x"
 	}
 }
 
-func TestDuration(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		err  string
-	}{
-		{"0s", 0, ""},
-		{"0", 0, ""},
-		{"30", 30 * time.Second, ""},
-		{"1.5", 1500 * time.Millisecond, ""},
-		{"250ms", 250 * time.Millisecond, ""},
-		{"1h30m", 90 * time.Minute, ""},
-		{"90d", 90 * 24 * time.Hour, ""},
-		{"2w", 14 * 24 * time.Hour, ""},
-		{"1w2d3h", (9*24 + 3) * time.Hour, ""},
-		{"1.5d", 36 * time.Hour, ""},
-		{"-5m", -5 * time.Minute, ""},
-		{" 10s ", 10 * time.Second, ""},
-		{"", 0, "empty"},
-		{"10 minutes", 0, `unknown unit " minutes"`},
-		{"10", 10 * time.Second, ""},
-		{"10x", 0, `unknown unit "x"`},
-		{"h", 0, "expected a number"},
-		{"1h30", 0, "missing unit"},
-		{"99999999999999d", 0, "out of range"},
-	}
-	for _, tc := range tests {
-		var d Duration
-		err := d.UnmarshalText([]byte(tc.in))
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.HasPrefix(err.Error(), "invalid duration ") {
-				t.Errorf("%q: err = %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || time.Duration(d) != tc.want {
-			t.Errorf("%q = %v, %v; want %v", tc.in, time.Duration(d), err, tc.want)
-			continue
-		}
-		var back Duration
-		if err := back.UnmarshalText([]byte(d.String())); err != nil || back != d {
-			t.Errorf("%q: String %q does not round-trip: %v %v", tc.in, d.String(), back, err)
-		}
-	}
-	if s := Duration(90 * 24 * time.Hour).String(); s != "90d" {
-		t.Errorf("String = %q", s)
-	}
-	if s := Duration(90 * time.Minute).String(); s != "1h30m0s" {
-		t.Errorf("String = %q", s)
-	}
-}
-
-func TestSize(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int64
-		err  string
-	}{
-		{"1024", 1024, ""},
-		{"0", 0, ""},
-		{"512B", 512, ""},
-		{"4k", 4096, ""},
-		{"4K", 4096, ""},
-		{"512KiB", 512 << 10, ""},
-		{"32MiB", 32 << 20, ""},
-		{"32 MiB", 32 << 20, ""},
-		{"1GiB", 1 << 30, ""},
-		{"2TiB", 2 << 40, ""},
-		{"16kB", 16000, ""},
-		{"16MB", 16e6, ""},
-		{"1GB", 1e9, ""},
-		{"1.5GiB", 3 << 29, ""},
-		{"8M", 8 << 20, ""},
-		{"", 0, "empty"},
-		{"-1", 0, "negative"},
-		{"MiB", 0, "expected a number"},
-		{"32 parsecs", 0, `unknown unit "parsecs"`},
-		{"99999999TiB", 0, "out of range"},
-	}
-	for _, tc := range tests {
-		var s Size
-		err := s.UnmarshalText([]byte(tc.in))
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.HasPrefix(err.Error(), "invalid size ") {
-				t.Errorf("%q: err = %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || int64(s) != tc.want {
-			t.Errorf("%q = %d, %v; want %d", tc.in, s, err, tc.want)
-			continue
-		}
-		var back Size
-		if err := back.UnmarshalText([]byte(s.String())); err != nil || back != s {
-			t.Errorf("%q: String %q does not round-trip: %v %v", tc.in, s.String(), back, err)
-		}
-	}
-	if got := Size(32 << 20).String(); got != "32MiB" {
-		t.Errorf("String = %q", got)
-	}
-	if got := Size(16e6).String(); got != "16MB" {
-		t.Errorf("String = %q", got)
-	}
-	if got := Size(1000001).String(); got != "1000001" {
-		t.Errorf("String = %q", got)
-	}
-}
-
 func TestTOMLIntegersForDurationAndSize(t *testing.T) {
 	cfg := mustParse(t, "[[inputs.cfgtest_input]]\nread_buffer = 65536\n[[processors.cfgtest_aggregate]]\nhistory = 600\n")
 	if got := cfg.Inputs[0].Plugin.(*testInput).ReadBuffer; got != 65536 {
 		t.Errorf("read_buffer = %d", got)
 	}
-	if got := cfg.Processors[0].Plugin.(*testAggregate).History; got != Duration(10*time.Minute) {
+	if got := cfg.Processors[0].Plugin.(*testAggregate).History; got != core.Duration(10*time.Minute) {
 		t.Errorf("history = %v", got)
 	}
 }

@@ -97,38 +97,61 @@ func New(cfg *config.Config, log *slog.Logger, reg *metrics.Registry) (*Engine, 
 	}
 
 	// Initialize in pipeline order, giving each plugin its environment.
-	all := make([]*config.PluginConfig, 0, len(e.inputs)+len(e.processors)+len(cfg.Outputs))
+	// Initialize in pipeline order, giving each plugin its environment.
+	// Outputs learn the primitives of the last processor that declares them.
+	var primitives []string
 	for _, r := range e.inputs {
 		r.m = e.pluginMetrics(r.pc)
-		all = append(all, &r.pc)
+		if err := e.initPlugin(r.pc, r.m, nil); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range e.processors {
 		r.m = e.pluginMetrics(r.pc)
-		all = append(all, &r.pc)
+		if err := e.initPlugin(r.pc, r.m, nil); err != nil {
+			return nil, err
+		}
+		if s, ok := r.proc.(core.SchemaProvider); ok {
+			primitives = s.OutputPrimitives()
+		}
 	}
-	for _, r := range append(append([]*outputRunner{}, e.packetOutputs...), e.recordOutputs...) {
+	for _, r := range e.packetOutputs {
 		r.m = e.pluginMetrics(r.pc)
 		r.log = log.With("output", r.pc.DisplayName())
-		all = append(all, &r.pc)
+		if err := e.initPlugin(r.pc, r.m, nil); err != nil {
+			return nil, err
+		}
 	}
-	for _, pc := range all {
-		init, ok := pc.Plugin.(core.Initializer)
-		if !ok {
-			continue
-		}
-		m := reg.Plugin(string(pc.Kind), pc.Name, pc.Alias)
-		env := &core.Env{
-			DataDir:   cfg.Agent.DataDir,
-			BatchSize: cfg.Agent.BatchSize,
-			Name:      pc.DisplayName(),
-			Logger:    log.With(string(pc.Kind[:len(pc.Kind)-1]), pc.DisplayName()),
-			Metrics:   m.Registerer,
-		}
-		if err := init.Init(env); err != nil {
-			return nil, fmt.Errorf("%s: %w", pc.Where(), err)
+	for _, r := range e.recordOutputs {
+		r.m = e.pluginMetrics(r.pc)
+		r.log = log.With("output", r.pc.DisplayName())
+		if err := e.initPlugin(r.pc, r.m, primitives); err != nil {
+			return nil, err
 		}
 	}
 	return e, nil
+}
+
+// initPlugin calls the plugin's Init, if it has one, with its environment.
+// The error names the plugin once, by its config location.
+func (e *Engine) initPlugin(pc config.PluginConfig, m *metrics.Plugin, primitives []string) error {
+	init, ok := pc.Plugin.(core.Initializer)
+	if !ok {
+		return nil
+	}
+	env := &core.Env{
+		DataDir:    e.agent.DataDir,
+		BatchSize:  e.agent.BatchSize,
+		Name:       pc.DisplayName(),
+		Logger:     e.log.With(string(pc.Kind[:len(pc.Kind)-1]), pc.DisplayName()),
+		Metrics:    m.Registerer,
+		HTTP:       e.reg,
+		Primitives: primitives,
+	}
+	if err := init.Init(env); err != nil {
+		return fmt.Errorf("%s: %w", pc.Where(), err)
+	}
+	return nil
 }
 
 // orderProcessors puts the template processor first (inserting it when some

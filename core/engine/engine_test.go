@@ -119,7 +119,7 @@ func pc(kind registry.Kind, name string, p any) config.PluginConfig {
 func newConfig(in core.Input, procs []any, outs ...core.Output) *config.Config {
 	cfg := &config.Config{File: "test.toml", Agent: config.DefaultAgent()}
 	cfg.Agent.MetricsAddress = ""
-	cfg.Agent.ShutdownTimeout = config.Duration(5 * time.Second)
+	cfg.Agent.ShutdownTimeout = core.Duration(5 * time.Second)
 	cfg.Inputs = []config.PluginConfig{pc(registry.Inputs, "test", in)}
 	for _, p := range procs {
 		cfg.Processors = append(cfg.Processors, pc(registry.Processors, "hold", p))

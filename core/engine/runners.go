@@ -153,6 +153,7 @@ func (r *outputRunner) run(ctx context.Context) {
 			}
 			r.m.Errors.Inc()
 			if core.IsPermanent(err) || ctx.Err() != nil {
+				b.Fail()
 				r.m.Dropped.Add(float64(n))
 				r.log.Error("write failed; batch dropped", "items", n, "err", err)
 				break

@@ -26,18 +26,17 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 )
 
 // Rollup is one coarser tier: rows older than After are re-aggregated into
 // History bins keyed by Primitives only (pmacct names).
 type Rollup struct {
-	After      config.Duration `toml:"after"`
-	History    config.Duration `toml:"history"`
-	Primitives []string        `toml:"primitives"`
+	After      core.Duration `toml:"after"`
+	History    core.Duration `toml:"history"`
+	Primitives []string      `toml:"primitives"`
 	// DeleteAfter removes the tier's data older than this; 0 takes the
 	// policy's delete_after. A tier usually lives longer than the raw rows.
-	DeleteAfter config.Duration `toml:"delete_after"`
+	DeleteAfter core.Duration `toml:"delete_after"`
 }
 
 // Name is the tier's table or view suffix in the largest whole unit: "1h"
@@ -60,14 +59,14 @@ type Policy struct {
 	// CompressAfter moves hot rows whose time bin is older than this to
 	// compressed storage; 0 moves every row at each pass (an output without
 	// a lifecycle table keeps its rows hot).
-	CompressAfter config.Duration `toml:"compress_after"`
+	CompressAfter core.Duration `toml:"compress_after"`
 	// CompressLevel is the zstd level (1-22) where the store uses zstd.
 	CompressLevel int `toml:"compress_level"`
 	// DeleteAfter removes data whose time bin is older than this; 0 keeps it forever.
-	DeleteAfter config.Duration `toml:"delete_after"`
+	DeleteAfter core.Duration `toml:"delete_after"`
 	// CheckEvery is how often the scheduler runs a pass.
-	CheckEvery config.Duration `toml:"check_every"`
-	Rollups    []Rollup        `toml:"rollup"`
+	CheckEvery core.Duration `toml:"check_every"`
+	Rollups    []Rollup      `toml:"rollup"`
 }
 
 // DefaultPolicy is the policy of an output that declares a lifecycle table
@@ -75,10 +74,10 @@ type Policy struct {
 // days, check every minute.
 func DefaultPolicy() Policy {
 	return Policy{
-		CompressAfter: config.Duration(time.Hour),
+		CompressAfter: core.Duration(time.Hour),
 		CompressLevel: 9,
-		DeleteAfter:   config.Duration(90 * 24 * time.Hour),
-		CheckEvery:    config.Duration(time.Minute),
+		DeleteAfter:   core.Duration(90 * 24 * time.Hour),
+		CheckEvery:    core.Duration(time.Minute),
 	}
 }
 
@@ -120,7 +119,7 @@ func (p Policy) Resolve() (*Policy, error) {
 
 // TierDeleteAfter is how long tier r keeps its data: its own delete_after,
 // else the policy's.
-func (p Policy) TierDeleteAfter(r Rollup) config.Duration {
+func (p Policy) TierDeleteAfter(r Rollup) core.Duration {
 	if r.DeleteAfter > 0 {
 		return r.DeleteAfter
 	}

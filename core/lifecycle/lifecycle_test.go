@@ -8,17 +8,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowline/flowline/core/config"
+	"github.com/flowline/flowline/core"
 )
 
 func TestValidate(t *testing.T) {
 	ok := DefaultPolicy()
-	ok.Rollups = []Rollup{{After: config.Duration(24 * time.Hour), History: config.Duration(time.Hour), Primitives: []string{"src_host", "proto"}}}
+	ok.Rollups = []Rollup{{After: core.Duration(24 * time.Hour), History: core.Duration(time.Hour), Primitives: []string{"src_host", "proto"}}}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("default policy with a rollup: %v", err)
 	}
 	for d, want := range map[time.Duration]string{time.Hour: "1h", 24 * time.Hour: "1d", 15 * time.Minute: "15m", 90 * time.Minute: "90m", 30 * time.Second: "30s"} {
-		if got := (Rollup{History: config.Duration(d)}).Name(); got != want {
+		if got := (Rollup{History: core.Duration(d)}).Name(); got != want {
 			t.Errorf("rollup name for %s = %q, want %q", d, got, want)
 		}
 	}
@@ -26,11 +26,11 @@ func TestValidate(t *testing.T) {
 		"negative":        func(p *Policy) { p.CompressAfter = -1 },
 		"level":           func(p *Policy) { p.CompressLevel = 0 },
 		"check":           func(p *Policy) { p.CheckEvery = 0 },
-		"delete<compress": func(p *Policy) { p.DeleteAfter = config.Duration(time.Minute) },
+		"delete<compress": func(p *Policy) { p.DeleteAfter = core.Duration(time.Minute) },
 		"rollup history":  func(p *Policy) { p.Rollups = []Rollup{{Primitives: []string{"proto"}}} },
 		"rollup prim":     func(p *Policy) { p.Rollups = []Rollup{{History: 1, Primitives: []string{"bogus"}}} },
 		"rollup dup": func(p *Policy) {
-			r := Rollup{History: config.Duration(time.Hour), Primitives: []string{"proto"}}
+			r := Rollup{History: core.Duration(time.Hour), Primitives: []string{"proto"}}
 			p.Rollups = []Rollup{r, r}
 		},
 	} {
@@ -54,7 +54,7 @@ func (c *countingCompactor) Compact(context.Context, time.Time, Policy) (Report,
 func TestSchedulerRunsUntilStopped(t *testing.T) {
 	c := &countingCompactor{}
 	p := DefaultPolicy()
-	p.CheckEvery = config.Duration(5 * time.Millisecond)
+	p.CheckEvery = core.Duration(5 * time.Millisecond)
 	s := Start(c, p, slog.New(slog.DiscardHandler))
 	deadline := time.Now().Add(5 * time.Second)
 	for c.passes.Load() < 3 && time.Now().Before(deadline) {
@@ -86,11 +86,11 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("resolved %+v", p)
 	}
 	u = Unset()
-	u.Rollups = []Rollup{{After: config.Duration(100 * 24 * time.Hour), History: config.Duration(time.Hour), Primitives: []string{"proto"}}}
+	u.Rollups = []Rollup{{After: core.Duration(100 * 24 * time.Hour), History: core.Duration(time.Hour), Primitives: []string{"proto"}}}
 	if _, err := u.Resolve(); err == nil || !strings.Contains(err.Error(), "rolled up") {
 		t.Fatalf("a tier after delete_after: %v", err)
 	}
-	u.Rollups[0].After = config.Duration(time.Hour)
+	u.Rollups[0].After = core.Duration(time.Hour)
 	p, err = u.Resolve()
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestResolve(t *testing.T) {
 	if p.TierDeleteAfter(p.Rollups[0]) != d.DeleteAfter {
 		t.Fatal("a tier without delete_after takes the policy's")
 	}
-	p.Rollups[0].DeleteAfter = config.Duration(365 * 24 * time.Hour)
+	p.Rollups[0].DeleteAfter = core.Duration(365 * 24 * time.Hour)
 	if p.TierDeleteAfter(p.Rollups[0]) != p.Rollups[0].DeleteAfter {
 		t.Fatal("a tier's own delete_after")
 	}

@@ -29,13 +29,17 @@ type Registry struct {
 	errors   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	buffered *prometheus.GaugeVec
+
+	apiMu sync.RWMutex
+	apis  map[string]http.Handler
 }
 
 // New creates a registry with Go runtime and process collectors.
 func New() *Registry {
 	labels := []string{"kind", "plugin", "alias"}
 	r := &Registry{
-		reg: prometheus.NewRegistry(),
+		reg:  prometheus.NewRegistry(),
+		apis: map[string]http.Handler{},
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "flowline", Name: "plugin_received_total",
 			Help: "Items (packets or records) a plugin received.",
@@ -110,7 +114,7 @@ func (r *Registry) Serve(ctx context.Context, addr string, withPprof bool, healt
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/api/", serveAPI)
+	mux.HandleFunc("/api/", r.serveAPI)
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -131,35 +135,30 @@ func (r *Registry) Serve(ctx context.Context, addr string, withPprof bool, healt
 	return nil
 }
 
-// Plugin APIs: paths under /api/ that plugins serve on the metrics address
-// (outputs.duckdb answers `flowline query` there while it holds its file).
-var (
-	apiMu sync.RWMutex
-	apis  = map[string]http.Handler{}
-)
-
 // Handle serves h at path (an exact path under /api/) on the metrics
 // address; a nil h removes it. Registering a path again replaces its handler.
-func Handle(path string, h http.Handler) {
+// The engine hands it to plugins as core.Env.HTTP (outputs.duckdb answers
+// `flowline query` there while it holds its file).
+func (r *Registry) Handle(path string, h http.Handler) {
 	if !strings.HasPrefix(path, "/api/") {
 		panic("metrics: plugin API paths start with /api/: " + path)
 	}
-	apiMu.Lock()
-	defer apiMu.Unlock()
+	r.apiMu.Lock()
+	defer r.apiMu.Unlock()
 	if h == nil {
-		delete(apis, path)
+		delete(r.apis, path)
 		return
 	}
-	apis[path] = h
+	r.apis[path] = h
 }
 
-func serveAPI(w http.ResponseWriter, r *http.Request) {
-	apiMu.RLock()
-	h := apis[r.URL.Path]
-	apiMu.RUnlock()
+func (r *Registry) serveAPI(w http.ResponseWriter, req *http.Request) {
+	r.apiMu.RLock()
+	h := r.apis[req.URL.Path]
+	r.apiMu.RUnlock()
 	if h == nil {
-		http.NotFound(w, r)
+		http.NotFound(w, req)
 		return
 	}
-	h.ServeHTTP(w, r)
+	h.ServeHTTP(w, req)
 }

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/registry"
 	"github.com/flowline/flowline/plugins/common/udpin"
 )
@@ -31,18 +30,18 @@ func init() {
 			Sockets:       1,
 			ReadBuffer:    32 << 20,
 			BatchPackets:  256,
-			FlushInterval: config.Duration(100 * time.Millisecond),
+			FlushInterval: core.Duration(100 * time.Millisecond),
 		}
 	})
 }
 
 // NetFlow is the input and its configuration.
 type NetFlow struct {
-	Address       string          `toml:"address"`
-	Sockets       int             `toml:"sockets"`
-	ReadBuffer    config.Size     `toml:"read_buffer"`
-	BatchPackets  int             `toml:"batch_packets"`
-	FlushInterval config.Duration `toml:"flush_interval"`
+	Address       string        `toml:"address"`
+	Sockets       int           `toml:"sockets"`
+	ReadBuffer    core.Size     `toml:"read_buffer"`
+	BatchPackets  int           `toml:"batch_packets"`
+	FlushInterval core.Duration `toml:"flush_interval"`
 
 	udp udpin.Listener
 }
@@ -62,9 +61,7 @@ func (n *NetFlow) Init(env *core.Env) error {
 		BatchPackets:  n.BatchPackets,
 		FlushInterval: time.Duration(n.FlushInterval),
 	}
-	if env != nil {
-		n.udp.Input, n.udp.Log = env.Name, env.Logger
-	}
+	n.udp.Input, n.udp.Log = env.Name, env.Logger
 	return n.udp.Validate()
 }
 

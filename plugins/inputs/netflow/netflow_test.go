@@ -4,20 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 )
 
 func newInput(t *testing.T, address string, sockets int) *NetFlow {
 	t.Helper()
-	n := &NetFlow{Address: address, Sockets: sockets, ReadBuffer: 1 << 20, BatchPackets: 8, FlushInterval: config.Duration(20 * time.Millisecond)}
-	if err := n.Init(&core.Env{Name: "edge", Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	n := &NetFlow{Address: address, Sockets: sockets, ReadBuffer: 1 << 20, BatchPackets: 8, FlushInterval: core.Duration(20 * time.Millisecond)}
+	if err := n.Init(core.NewEnv("edge", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Listen(context.Background()); err != nil {
@@ -137,7 +135,7 @@ func TestBadConfig(t *testing.T) {
 		{Address: "127.0.0.1:0", Sockets: 0, BatchPackets: 1, FlushInterval: 1},
 		{Address: "127.0.0.1:0", Sockets: 1, BatchPackets: 0, FlushInterval: 1},
 	} {
-		if err := n.Init(&core.Env{}); err == nil {
+		if err := n.Init(core.NewEnv("netflow", "")); err == nil {
 			t.Errorf("Init(%+v) succeeded; want an error", n)
 		}
 	}

@@ -34,7 +34,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
 	"github.com/flowline/flowline/plugins/common/envelope"
@@ -51,18 +50,18 @@ func init() {
 			Sockets:       1,
 			ReadBuffer:    32 << 20,
 			BatchPackets:  256,
-			FlushInterval: config.Duration(100 * time.Millisecond),
+			FlushInterval: core.Duration(100 * time.Millisecond),
 		}
 	})
 }
 
 // Replica is the input and its configuration.
 type Replica struct {
-	Address       string          `toml:"address"`
-	Sockets       int             `toml:"sockets"`
-	ReadBuffer    config.Size     `toml:"read_buffer"`
-	BatchPackets  int             `toml:"batch_packets"`
-	FlushInterval config.Duration `toml:"flush_interval"`
+	Address       string        `toml:"address"`
+	Sockets       int           `toml:"sockets"`
+	ReadBuffer    core.Size     `toml:"read_buffer"`
+	BatchPackets  int           `toml:"batch_packets"`
+	FlushInterval core.Duration `toml:"flush_interval"`
 
 	udp udpin.Listener
 	log *slog.Logger
@@ -80,7 +79,7 @@ var (
 
 // Init validates the configuration and registers the metrics.
 func (r *Replica) Init(env *core.Env) error {
-	r.log = slog.Default()
+	r.log = env.Logger
 	r.udp = udpin.Listener{
 		Address:       r.Address,
 		Sockets:       r.Sockets,
@@ -88,12 +87,7 @@ func (r *Replica) Init(env *core.Env) error {
 		BatchPackets:  r.BatchPackets,
 		FlushInterval: time.Duration(r.FlushInterval),
 	}
-	if env != nil {
-		r.udp.Input = env.Name
-		if env.Logger != nil {
-			r.log = env.Logger
-		}
-	}
+	r.udp.Input = env.Name
 	r.udp.Log = r.log
 	r.bad = ratelog.New(r.log, 10*time.Second)
 	if err := r.udp.Validate(); err != nil {
@@ -107,11 +101,9 @@ func (r *Replica) Init(env *core.Env) error {
 	r.m.templates = c("shared_templates_total", "Templates received from the tee or from peers.")
 	r.m.probes = c("probes_answered_total", "Liveness probes from a tee answered.")
 	r.m.junk = c("junk_total", "Datagrams that were neither an envelope nor NetFlow/IPFIX (skipped).")
-	if env != nil && env.Metrics != nil {
-		for _, m := range []prometheus.Collector{r.m.enveloped, r.m.plain, r.m.templates, r.m.probes, r.m.junk} {
-			if err := env.Metrics.Register(m); err != nil {
-				return fmt.Errorf("register metrics: %w", err)
-			}
+	for _, m := range []prometheus.Collector{r.m.enveloped, r.m.plain, r.m.templates, r.m.probes, r.m.junk} {
+		if err := env.Metrics.Register(m); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	return nil

@@ -3,7 +3,6 @@ package replica
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/internal/flowgen"
 	"github.com/flowline/flowline/plugins/common/envelope"
 	"github.com/flowline/flowline/plugins/common/netflow"
@@ -19,8 +17,8 @@ import (
 
 func newInput(t *testing.T) *Replica {
 	t.Helper()
-	r := &Replica{Address: "127.0.0.1:0", Sockets: 1, ReadBuffer: 1 << 20, BatchPackets: 8, FlushInterval: config.Duration(20 * time.Millisecond)}
-	if err := r.Init(&core.Env{Name: "replica", Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	r := &Replica{Address: "127.0.0.1:0", Sockets: 1, ReadBuffer: 1 << 20, BatchPackets: 8, FlushInterval: core.Duration(20 * time.Millisecond)}
+	if err := r.Init(core.NewEnv("replica", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Listen(context.Background()); err != nil {

@@ -29,9 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
-	"github.com/flowline/flowline/core/metrics"
 	"github.com/flowline/flowline/core/registry"
 )
 
@@ -47,17 +45,17 @@ func New() *DuckDB {
 	return &DuckDB{
 		Path:      "flowline.duckdb",
 		Archive:   "archive",
-		Partition: config.Duration(time.Hour),
+		Partition: core.Duration(time.Hour),
 		Lifecycle: lifecycle.Unset(),
 	}
 }
 
 // Interface guards.
 var (
-	_ core.Output                   = (*DuckDB)(nil)
-	_ core.Initializer              = (*DuckDB)(nil)
-	_ lifecycle.Compactor           = (*DuckDB)(nil)
-	_ interface{ Validate() error } = (*DuckDB)(nil)
+	_ core.Output         = (*DuckDB)(nil)
+	_ core.Initializer    = (*DuckDB)(nil)
+	_ lifecycle.Compactor = (*DuckDB)(nil)
+	_ core.Validator      = (*DuckDB)(nil)
 )
 
 // DuckDB is the outputs.duckdb plugin and its configuration.
@@ -68,11 +66,11 @@ type DuckDB struct {
 	// agent.data_dir.
 	Archive string `toml:"archive"`
 	// Partition is the time span of one archive file.
-	Partition config.Duration `toml:"partition"`
+	Partition core.Duration `toml:"partition"`
 	// Threads bounds DuckDB's worker threads (0: one per core).
 	Threads int `toml:"threads"`
 	// MemoryLimit bounds DuckDB's memory (0: 80% of the RAM).
-	MemoryLimit config.Size `toml:"memory_limit"`
+	MemoryLimit core.Size `toml:"memory_limit"`
 	// Lifecycle is the [outputs.duckdb.lifecycle] table; without it rows
 	// stay hot forever.
 	Lifecycle lifecycle.Policy `toml:"lifecycle"`
@@ -81,6 +79,7 @@ type DuckDB struct {
 	opt    Options
 	name   string
 	log    *slog.Logger
+	http   core.HTTPMux
 
 	mu        sync.Mutex
 	store     *Store
@@ -100,7 +99,7 @@ func (d *DuckDB) Validate() error {
 	if d.Archive == "" {
 		return errors.New("archive must not be empty")
 	}
-	if d.Partition < config.Duration(time.Minute) {
+	if d.Partition < core.Duration(time.Minute) {
 		return fmt.Errorf("partition = %s: at least 1m", d.Partition)
 	}
 	if d.Threads < 0 {
@@ -142,20 +141,16 @@ func (d *DuckDB) Init(env *core.Env) error {
 	}
 	d.name = env.Name
 	d.log = env.Logger
-	if d.log == nil {
-		d.log = slog.Default()
-	}
+	d.http = env.HTTP
 	d.opt = d.StoreOptions(env.DataDir, false)
 	d.opt.Logger = d.log
 	d.rows = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "rows_written_total", Help: "Rows committed to the hot table."})
 	d.passes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "lifecycle_passes_total", Help: "Life-cycle passes run."})
 	d.hotGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "hot_bytes", Help: "Bytes of the DuckDB file in use (hot rows and bookkeeping)."})
 	d.compGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "compressed_bytes", Help: "Bytes of the archive files."})
-	if env.Metrics != nil {
-		for _, c := range []prometheus.Collector{d.rows, d.passes, d.hotGauge, d.compGauge} {
-			if err := env.Metrics.Register(c); err != nil {
-				return err
-			}
+	for _, c := range []prometheus.Collector{d.rows, d.passes, d.hotGauge, d.compGauge} {
+		if err := env.Metrics.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	return nil
@@ -169,9 +164,7 @@ func (d *DuckDB) Connect(ctx context.Context) error {
 		return nil
 	}
 	if d.log == nil {
-		if err := d.Init(&core.Env{DataDir: ".", Name: "duckdb"}); err != nil {
-			return err
-		}
+		return errors.New("Connect before Init")
 	}
 	s, err := Open(ctx, d.opt)
 	if err != nil {
@@ -193,7 +186,7 @@ func (d *DuckDB) Write(ctx context.Context, b *core.Batch) error {
 	s := d.store
 	d.mu.Unlock()
 	if s == nil {
-		return errors.New("outputs.duckdb: Write before Connect")
+		return errors.New("Write before Connect")
 	}
 	n, err := s.Write(ctx, b.Records)
 	if err != nil {
@@ -210,7 +203,7 @@ func (d *DuckDB) Compact(ctx context.Context, now time.Time, p lifecycle.Policy)
 	s := d.store
 	d.mu.Unlock()
 	if s == nil {
-		return lifecycle.Report{}, errors.New("outputs.duckdb: store not open")
+		return lifecycle.Report{}, errors.New("store not open")
 	}
 	rep, err := s.Compact(ctx, now, p)
 	d.passes.Inc()
@@ -247,7 +240,7 @@ func (d *DuckDB) Close(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, p := range d.apiPaths {
-		metrics.Handle(p, nil)
+		d.http.Handle(p, nil)
 	}
 	d.apiPaths = nil
 	if d.store == nil {
@@ -268,7 +261,7 @@ func (d *DuckDB) serveAPI() {
 	handle := func(what string, f func(ctx context.Context, r *http.Request) (any, error)) {
 		p := APIPath(d.name, what)
 		d.apiPaths = append(d.apiPaths, p)
-		metrics.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.http.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			host, _, _ := net.SplitHostPort(r.RemoteAddr)
 			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
 				http.Error(w, "the store API answers loopback clients only", http.StatusForbidden)

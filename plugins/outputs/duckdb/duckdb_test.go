@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -15,10 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
 	"github.com/flowline/flowline/core/metrics"
 )
@@ -126,8 +122,8 @@ func sums(t *testing.T, s *Store, from string) totals {
 
 func policy(compressAfter, deleteAfter time.Duration, rollups ...lifecycle.Rollup) lifecycle.Policy {
 	p := lifecycle.DefaultPolicy()
-	p.CompressAfter = config.Duration(compressAfter)
-	p.DeleteAfter = config.Duration(deleteAfter)
+	p.CompressAfter = core.Duration(compressAfter)
+	p.DeleteAfter = core.Duration(deleteAfter)
 	p.Rollups = rollups
 	return p
 }
@@ -351,7 +347,7 @@ func TestCompactMovesEverythingAndKeepsTotals(t *testing.T) {
 
 func TestRollupTotals(t *testing.T) {
 	dir := t.TempDir()
-	tier := lifecycle.Rollup{After: config.Duration(time.Hour), History: config.Duration(time.Hour), Primitives: []string{"src_host", "proto", "tcpflags"}}
+	tier := lifecycle.Rollup{After: core.Duration(time.Hour), History: core.Duration(time.Hour), Primitives: []string{"src_host", "proto", "tcpflags"}}
 	s := openTest(t, dir, tier)
 	var want totals
 	for m := range 180 {
@@ -385,7 +381,7 @@ func TestRollupTotals(t *testing.T) {
 		t.Fatalf("%d (hour, src_host) sums differ between flows_all and flows_1h", n)
 	}
 	// The tier outlives raw rows: delete raw after 2h, keep the tier.
-	tier.DeleteAfter = config.Duration(365 * 24 * time.Hour)
+	tier.DeleteAfter = core.Duration(365 * 24 * time.Hour)
 	if _, err := s.Compact(ctx, now.Add(time.Hour), policy(0, 2*time.Hour, tier)); err != nil {
 		t.Fatal(err)
 	}
@@ -596,7 +592,9 @@ func TestPluginAPI(t *testing.T) {
 	d := New()
 	d.Lifecycle.CompressAfter = 0
 	d.MemoryLimit = 256 << 20
-	if err := d.Init(&core.Env{DataDir: dir, Name: "store", Logger: slog.New(slog.DiscardHandler), Metrics: prometheus.NewRegistry()}); err != nil {
+	env := core.NewEnv("store", dir)
+	env.HTTP = reg
+	if err := d.Init(env); err != nil {
 		t.Fatal(err)
 	}
 	if d.Policy() == nil || d.Policy().DeleteAfter != lifecycle.DefaultPolicy().DeleteAfter {

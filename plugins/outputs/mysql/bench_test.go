@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/flowline/flowline/core"
 )
 
 // BenchmarkUpsert measures rows per second into MariaDB with pmacct's upsert
@@ -31,7 +33,7 @@ func BenchmarkUpsert(b *testing.B) {
 					o.OptimizeClauses, o.Primitives = false, nil
 				}
 				o.LoadData = bc.load
-				if err := o.Init(nil); err != nil {
+				if err := o.Init(core.NewEnv("test", "")); err != nil {
 					b.Fatal(err)
 				}
 				if err := o.Connect(context.Background()); err != nil {

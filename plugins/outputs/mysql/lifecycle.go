@@ -11,7 +11,6 @@ import (
 	driver "github.com/go-sql-driver/mysql"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
 	"github.com/flowline/flowline/plugins/common/pmacct"
 )
@@ -278,7 +277,7 @@ func (o *MySQL) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 	}
 	type del struct {
 		table string
-		after config.Duration
+		after core.Duration
 	}
 	dels := []del{{o.Table, p.DeleteAfter}, {o.archiveName(), p.DeleteAfter}}
 	for _, r := range p.Rollups {

@@ -51,7 +51,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
 	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
@@ -97,18 +96,18 @@ type MySQL struct {
 
 	// MultiValues bounds one INSERT statement in bytes (pmacct's
 	// sql_multi_values); it is kept under half the server's max_allowed_packet.
-	MultiValues     config.Size     `toml:"multi_values"`
-	TransactionRows int             `toml:"transaction_rows"`
-	Timeout         config.Duration `toml:"timeout"`
+	MultiValues     core.Size     `toml:"multi_values"`
+	TransactionRows int           `toml:"transaction_rows"`
+	Timeout         core.Duration `toml:"timeout"`
 
 	// LoadData writes with LOAD DATA LOCAL INFILE into a temporary table
 	// and one INSERT ... SELECT (faster); off, or when the server refuses
 	// it, with multi-row INSERT statements.
 	LoadData bool `toml:"load_data"`
 
-	BufferRows int         `toml:"buffer_rows"`
-	SpoolSize  config.Size `toml:"spool_size"`
-	SpoolDir   string      `toml:"spool_dir"`
+	BufferRows int       `toml:"buffer_rows"`
+	SpoolSize  core.Size `toml:"spool_size"`
+	SpoolDir   string    `toml:"spool_dir"`
 
 	Lifecycle lifecycle.Policy `toml:"lifecycle"`
 
@@ -155,7 +154,7 @@ type MySQL struct {
 func New() *MySQL {
 	return &MySQL{
 		Host: "127.0.0.1", Port: 3306, User: "pmacct", Database: "pmacct", Table: "acct",
-		TableVersion: 9, MultiValues: 1 << 20, LoadData: true, TransactionRows: 500_000, Timeout: config.Duration(30 * time.Second),
+		TableVersion: 9, MultiValues: 1 << 20, LoadData: true, TransactionRows: 500_000, Timeout: core.Duration(30 * time.Second),
 		BufferRows: 1_000_000, SpoolSize: 1 << 30,
 		Lifecycle: lifecycle.Unset(),
 		now:       time.Now,
@@ -205,13 +204,7 @@ func (o *MySQL) Init(env *core.Env) error {
 	if o.initDone {
 		return nil
 	}
-	if env == nil {
-		env = &core.Env{Name: "mysql", Logger: slog.Default()}
-	}
 	o.log = env.Logger
-	if o.log == nil {
-		o.log = slog.Default()
-	}
 	o.name = env.Name
 	if o.now == nil {
 		o.now = time.Now
@@ -430,9 +423,7 @@ func (o *MySQL) driverConfig() (*driver.Config, error) {
 // flusher. See the package comment for which errors are permanent.
 func (o *MySQL) Connect(ctx context.Context) error {
 	if !o.initDone {
-		if err := o.Init(nil); err != nil {
-			return err
-		}
+		return errors.New("Connect before Init")
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -565,9 +556,7 @@ func (o *MySQL) classify(err error) error {
 // and logged.
 func (o *MySQL) Write(ctx context.Context, b *core.Batch) error {
 	if !o.initDone {
-		if err := o.Init(nil); err != nil {
-			return err
-		}
+		return errors.New("Write before Init")
 	}
 	now := o.now().Unix()
 	rows := make([]row, 0, len(b.Records))

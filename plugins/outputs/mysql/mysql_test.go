@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
 )
 
@@ -19,7 +17,7 @@ func TestUpsertAcrossRefreshes(t *testing.T) {
 	s := server(t)
 	db := s.freshDB(t, "flowline_upsert")
 	o := s.output("flowline_upsert")
-	if err := o.Init(nil); err != nil {
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Connect(context.Background()); err != nil {
@@ -48,12 +46,12 @@ func TestLifecycleMovesEverything(t *testing.T) {
 	db := s.freshDB(t, "flowline_lifecycle")
 	o := s.output("flowline_lifecycle")
 	o.Lifecycle.CompressAfter = 0
-	o.Lifecycle.CheckEvery = config.Duration(time.Hour)
+	o.Lifecycle.CheckEvery = core.Duration(time.Hour)
 	o.Lifecycle.Rollups = []lifecycle.Rollup{
-		{After: 0, History: config.Duration(time.Hour), Primitives: []string{"src_host", "dst_host", "proto"}},
-		{After: 0, History: config.Duration(24 * time.Hour), Primitives: []string{"proto"}},
+		{After: 0, History: core.Duration(time.Hour), Primitives: []string{"src_host", "dst_host", "proto"}},
+		{After: 0, History: core.Duration(24 * time.Hour), Primitives: []string{"proto"}},
 	}
-	if err := o.Init(nil); err != nil {
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Connect(context.Background()); err != nil {
@@ -105,7 +103,7 @@ func TestCloseSpoolsAndNextStartWrites(t *testing.T) {
 	s := server(t)
 	db := s.freshDB(t, "flowline_restart")
 	dataDir := t.TempDir()
-	env := &core.Env{DataDir: dataDir, Name: "mysql", Logger: slog.New(slog.DiscardHandler)}
+	env := core.NewEnv("mysql", dataDir)
 	down := s.output("flowline_restart")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -113,7 +111,7 @@ func TestCloseSpoolsAndNextStartWrites(t *testing.T) {
 	}
 	down.Port = l.Addr().(*net.TCPAddr).Port
 	l.Close() // nothing listens there now
-	down.Timeout = config.Duration(time.Second)
+	down.Timeout = core.Duration(time.Second)
 	if err := down.Init(env); err != nil {
 		t.Fatal(err)
 	}
@@ -166,8 +164,8 @@ func TestCompactionInterruptedAndRepeated(t *testing.T) {
 	db := s.freshDB(t, "flowline_interrupt")
 	o := s.output("flowline_interrupt")
 	o.Lifecycle.CompressAfter = 0
-	o.Lifecycle.Rollups = []lifecycle.Rollup{{History: config.Duration(time.Hour), Primitives: []string{"src_host", "proto"}}}
-	if err := o.Init(nil); err != nil {
+	o.Lifecycle.Rollups = []lifecycle.Rollup{{History: core.Duration(time.Hour), Primitives: []string{"src_host", "proto"}}}
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Connect(context.Background()); err != nil {
@@ -213,7 +211,7 @@ func TestLoadDataRefusedFallsBack(t *testing.T) {
 	t.Cleanup(func() { root.Exec(fmt.Sprintf("SET GLOBAL local_infile = %d", was)) })
 	db := s.freshDB(t, "flowline_noload")
 	o := s.output("flowline_noload")
-	if err := o.Init(nil); err != nil {
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Connect(context.Background()); err != nil {
@@ -237,11 +235,11 @@ func TestDeleteAfter(t *testing.T) {
 	s := server(t)
 	db := s.freshDB(t, "flowline_delete")
 	o := s.output("flowline_delete")
-	o.Lifecycle.CompressAfter = config.Duration(24 * time.Hour)
-	o.Lifecycle.DeleteAfter = config.Duration(48 * time.Hour)
-	o.Lifecycle.Rollups = []lifecycle.Rollup{{After: config.Duration(24 * time.Hour), History: config.Duration(24 * time.Hour),
-		Primitives: []string{"proto"}, DeleteAfter: config.Duration(30 * 24 * time.Hour)}}
-	if err := o.Init(nil); err != nil {
+	o.Lifecycle.CompressAfter = core.Duration(24 * time.Hour)
+	o.Lifecycle.DeleteAfter = core.Duration(48 * time.Hour)
+	o.Lifecycle.Rollups = []lifecycle.Rollup{{After: core.Duration(24 * time.Hour), History: core.Duration(24 * time.Hour),
+		Primitives: []string{"proto"}, DeleteAfter: core.Duration(30 * 24 * time.Hour)}}
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Connect(context.Background()); err != nil {
@@ -286,7 +284,7 @@ func TestDontTryUpdate(t *testing.T) {
 		db := s.freshDB(t, "flowline_insert_only")
 		o := s.output("flowline_insert_only")
 		o.DontTryUpdate, o.LoadData = true, load
-		if err := o.Init(nil); err != nil {
+		if err := o.Init(core.NewEnv("test", "")); err != nil {
 			t.Fatal(err)
 		}
 		if err := o.Connect(context.Background()); err != nil {
@@ -314,7 +312,7 @@ func TestLedgerAnswersAfterLostCommit(t *testing.T) {
 	s := server(t)
 	db := s.freshDB(t, "flowline_ledger_test")
 	o := s.output("flowline_ledger_test")
-	if err := o.Init(nil); err != nil {
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Connect(context.Background()); err != nil {

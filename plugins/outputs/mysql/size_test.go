@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowline/flowline/core"
 )
 
 // tableBytes reports a table's size: information_schema's data + index
@@ -69,7 +71,7 @@ func BenchmarkBytesPerRow(b *testing.B) {
 		if !optimize {
 			o.OptimizeClauses, o.Primitives = false, nil
 		}
-		if err := o.Init(nil); err != nil {
+		if err := o.Init(core.NewEnv("test", "")); err != nil {
 			b.Fatal(err)
 		}
 		if err := o.Connect(context.Background()); err != nil {
@@ -95,7 +97,7 @@ func BenchmarkBytesPerRow(b *testing.B) {
 	o := s.output(database)
 	o.Table = "moved"
 	o.Lifecycle.CompressAfter = 0
-	if err := o.Init(nil); err != nil {
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		b.Fatal(err)
 	}
 	if err := o.Connect(context.Background()); err != nil {

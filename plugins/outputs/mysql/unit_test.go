@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/lifecycle"
 )
 
@@ -154,7 +153,7 @@ func TestStatements(t *testing.T) {
 	o := New()
 	o.OptimizeClauses = true
 	o.Primitives = []string{"src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto", "src_mac"}
-	if err := o.Init(nil); err != nil {
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	r := testRows(2, 1_700_000_430)[1]
@@ -172,7 +171,7 @@ func TestStatements(t *testing.T) {
 	// Full v9: every column, pmacct's fillers where no primitive selects.
 	o = New()
 	o.Primitives = []string{"src_host", "dst_host", "proto"}
-	if err := o.Init(nil); err != nil {
+	if err := o.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	got = string(o.appendValues(nil, &r))
@@ -183,7 +182,7 @@ func TestStatements(t *testing.T) {
 	// Sort keys follow the primary key: stamp first, then the columns.
 	o2 := New()
 	o2.OptimizeClauses, o2.Primitives = true, []string{"src_host", "src_port"}
-	o2.Init(nil)
+	o2.Init(core.NewEnv("test", ""))
 	a, b := testRows(3, 0)[1], testRows(3, 0)[2]
 	a.SrcAddr, b.SrcAddr = netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("10.0.0.50")
 	ka, kb := string(o2.lay.appendSortKey(nil, &a)), string(o2.lay.appendSortKey(nil, &b))
@@ -216,7 +215,7 @@ func TestConfig(t *testing.T) {
 		"tls":                         {func(o *MySQL) { o.TLS = "maybe" }, `tls = "maybe"`},
 		"rollup primitive not written": {func(o *MySQL) {
 			o.OptimizeClauses, o.Primitives = true, []string{"src_host"}
-			o.Lifecycle.Rollups = []lifecycle.Rollup{{History: config.Duration(time.Hour), Primitives: []string{"proto"}}}
+			o.Lifecycle.Rollups = []lifecycle.Rollup{{History: core.Duration(time.Hour), Primitives: []string{"proto"}}}
 		}, "primitive proto is not one the output writes"},
 		"level": {func(o *MySQL) { o.Lifecycle.CompressLevel = 12 }, "compress_level = 12"},
 	} {
@@ -233,7 +232,7 @@ func TestConfig(t *testing.T) {
 	}
 	o = New()
 	o.Lifecycle.CompressAfter = 0
-	if err := o.Validate(); err != nil || o.policy == nil || o.policy.CompressAfter != 0 || o.policy.DeleteAfter != config.Duration(90*24*time.Hour) || o.policy.CompressLevel != 6 {
+	if err := o.Validate(); err != nil || o.policy == nil || o.policy.CompressAfter != 0 || o.policy.DeleteAfter != core.Duration(90*24*time.Hour) || o.policy.CompressLevel != 6 {
 		t.Fatalf("compress_after = 0s: %v, %+v", err, o.policy)
 	}
 }

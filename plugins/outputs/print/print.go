@@ -104,9 +104,7 @@ func (p *Print) Connect(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.loc == nil {
-		if err := p.Init(nil); err != nil {
-			return err
-		}
+		return errors.New("Connect before Init")
 	}
 	if p.File == "" {
 		p.w = bufio.NewWriterSize(p.stdout, 64<<10)
@@ -126,17 +124,17 @@ func (p *Print) open(name string) error {
 	}
 	if dir := filepath.Dir(name); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("outputs.print: %w", err)
+			return err
 		}
 	}
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return fmt.Errorf("outputs.print: %w", err)
+		return err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("outputs.print: %w", err)
+		return err
 	}
 	p.f, p.curName = f, name
 	p.header = p.csv && st.Size() == 0
@@ -161,7 +159,7 @@ func (p *Print) closeFile() error {
 	}
 	p.f, p.curName = nil, ""
 	if err != nil {
-		return fmt.Errorf("outputs.print: %w", err)
+		return err
 	}
 	return nil
 }
@@ -187,7 +185,7 @@ func (p *Print) Write(ctx context.Context, b *core.Batch) error {
 		}
 	}
 	if p.w == nil {
-		return errors.New("outputs.print: Write before Connect")
+		return errors.New("Write before Connect")
 	}
 	for i := range b.Records {
 		r := &b.Records[i]
@@ -221,7 +219,7 @@ func (p *Print) werr(err error) error {
 	if name == "" {
 		name = "stdout"
 	}
-	return fmt.Errorf("outputs.print: write %s: %w", name, err)
+	return fmt.Errorf("write %s: %w", name, err)
 }
 
 // Close flushes and closes the output file.

@@ -34,7 +34,7 @@ func newPrint(t *testing.T, p *Print, buf *bytes.Buffer) *Print {
 	t.Helper()
 
 	p.stdout = buf
-	if err := p.Init(&core.Env{}); err != nil {
+	if err := p.Init(core.NewEnv("print", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Connect(ctx); err != nil {
@@ -204,7 +204,7 @@ func TestCSVHeaderOnceAcrossReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "flows.csv")
 	for i := 0; i < 2; i++ {
 		p := &Print{Format: "csv", File: path, TimestampsUTC: true}
-		if err := p.Init(&core.Env{}); err != nil {
+		if err := p.Init(core.NewEnv("print", "")); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.Connect(ctx); err != nil {
@@ -235,7 +235,7 @@ func TestFileRotation(t *testing.T) {
 	now := time.Date(2026, 11, 28, 3, 59, 59, 0, time.UTC)
 	p := &Print{Format: "json", File: filepath.Join(dir, "%Y/%m/flows-%Y%m%d-%H%M%S-%s-%%.jsonl"), TimestampsUTC: true}
 	p.now = func() time.Time { return now }
-	if err := p.Init(&core.Env{}); err != nil {
+	if err := p.Init(core.NewEnv("print", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Connect(ctx); err != nil {
@@ -269,16 +269,16 @@ func readLines(t *testing.T, path string) []string {
 
 func TestBadConfig(t *testing.T) {
 	p := &Print{Format: "xml"}
-	err := p.Init(&core.Env{})
+	err := p.Init(core.NewEnv("print", ""))
 	if err == nil || !strings.Contains(err.Error(), `format "xml" is not supported`) {
 		t.Errorf("bad format: %v", err)
 	}
 	p = &Print{Format: "json", File: "flows-%Q.json"}
-	if err := p.Init(&core.Env{}); err == nil || !strings.Contains(err.Error(), "%Q") {
+	if err := p.Init(core.NewEnv("print", "")); err == nil || !strings.Contains(err.Error(), "%Q") {
 		t.Errorf("bad directive: %v", err)
 	}
 	p = &Print{Format: "CSV"}
-	if err := p.Init(&core.Env{}); err != nil || !p.csv {
+	if err := p.Init(core.NewEnv("print", "")); err != nil || !p.csv {
 		t.Errorf("CSV: %v", err)
 	}
 }
@@ -324,7 +324,7 @@ func TestColumnsFollowPrimitives(t *testing.T) {
 
 func TestNoAllocs(t *testing.T) {
 	p := &Print{Format: "json", TimestampsUTC: true, stdout: discard{}}
-	if err := p.Init(nil); err != nil {
+	if err := p.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.Connect(ctx); err != nil {
@@ -350,7 +350,7 @@ func benchPrint(b *testing.B, format string) {
 		b.Fatal(err)
 	}
 	p := &Print{Format: format, File: path, TimestampsUTC: true}
-	if err := p.Init(nil); err != nil {
+	if err := p.Init(core.NewEnv("test", "")); err != nil {
 		b.Fatal(err)
 	}
 	if err := p.Connect(ctx); err != nil {

@@ -42,7 +42,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
 	"github.com/flowline/flowline/plugins/common/envelope"
@@ -55,8 +54,8 @@ func init() {
 	registry.Register(registry.Outputs, "tee", sample, func() any {
 		return &Tee{
 			Liveness:      "probe",
-			ProbeInterval: config.Duration(500 * time.Millisecond),
-			ProbeTimeout:  config.Duration(2 * time.Second),
+			ProbeInterval: core.Duration(500 * time.Millisecond),
+			ProbeTimeout:  core.Duration(2 * time.Second),
 			WriteBuffer:   8 << 20,
 		}
 	})
@@ -76,12 +75,12 @@ type Tee struct {
 	Transparent bool `toml:"transparent"`
 	// Liveness is "probe" (probes answered by inputs.replica, plus ICMP port
 	// unreachable) or "none" (every receiver is always in the rotation).
-	Liveness      string          `toml:"liveness"`
-	ProbeInterval config.Duration `toml:"probe_interval"`
-	ProbeTimeout  config.Duration `toml:"probe_timeout"`
+	Liveness      string        `toml:"liveness"`
+	ProbeInterval core.Duration `toml:"probe_interval"`
+	ProbeTimeout  core.Duration `toml:"probe_timeout"`
 	// WriteBuffer is the socket send buffer of each receiver's socket.
-	WriteBuffer config.Size `toml:"write_buffer"`
-	Pools       []Pool      `toml:"pool"`
+	WriteBuffer core.Size `toml:"write_buffer"`
+	Pools       []Pool    `toml:"pool"`
 
 	log    *slog.Logger
 	errLog *ratelog.Limiter
@@ -146,10 +145,7 @@ func (t *Tee) ConsumesPackets() bool { return true }
 // Init validates the configuration, registers the per-receiver counters
 // and, in transparent mode, opens the raw socket.
 func (t *Tee) Init(env *core.Env) error {
-	t.log = slog.Default()
-	if env != nil && env.Logger != nil {
-		t.log = env.Logger
-	}
+	t.log = env.Logger
 	t.errLog = ratelog.New(t.log, 10*time.Second)
 	t.raw = -1
 	switch t.Liveness {
@@ -163,10 +159,7 @@ func (t *Tee) Init(env *core.Env) error {
 	if len(t.Pools) == 0 {
 		return errors.New("no receivers: add an [[outputs.tee.pool]] with receivers")
 	}
-	reg := prometheus.Registerer(prometheus.NewRegistry())
-	if env != nil && env.Metrics != nil {
-		reg = env.Metrics
-	}
+	reg := env.Metrics
 	labels := []string{"pool", "receiver"}
 	vec := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "tee", Name: name, Help: help}, labels)

@@ -3,7 +3,6 @@ package tee
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/internal/flowgen"
 	"github.com/flowline/flowline/plugins/common/envelope"
 )
@@ -83,8 +81,8 @@ func (s *sink) count() (data, templates int) {
 
 func newTee(t testing.TB, liveness string, pools ...Pool) *Tee {
 	t.Helper()
-	tee := &Tee{Liveness: liveness, ProbeInterval: config.Duration(50 * time.Millisecond), ProbeTimeout: config.Duration(200 * time.Millisecond), WriteBuffer: 8 << 20, Pools: pools}
-	if err := tee.Init(&core.Env{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	tee := &Tee{Liveness: liveness, ProbeInterval: core.Duration(50 * time.Millisecond), ProbeTimeout: core.Duration(200 * time.Millisecond), WriteBuffer: 8 << 20, Pools: pools}
+	if err := tee.Init(core.NewEnv("tee", "")); err != nil {
 		t.Fatal(err)
 	}
 	if err := tee.Connect(context.Background()); err != nil {
@@ -334,7 +332,7 @@ func TestBadConfig(t *testing.T) {
 		"duplicate":    {Liveness: "none", Pools: []Pool{{ID: 1, Receivers: []string{"127.0.0.1:1"}}, {ID: 1, Receivers: []string{"127.0.0.1:2"}}}},
 		"liveness":     {Liveness: "icmp", Pools: []Pool{{ID: 1, Receivers: []string{"127.0.0.1:1"}}}},
 	} {
-		if err := tee.Init(&core.Env{Logger: slog.New(slog.DiscardHandler)}); err == nil {
+		if err := tee.Init(core.NewEnv("tee", "")); err == nil {
 			t.Errorf("%s: Init succeeded", name)
 		}
 	}
@@ -344,7 +342,7 @@ func TestBadConfig(t *testing.T) {
 // root it says what it needs.
 func TestTransparentNeedsRawSocket(t *testing.T) {
 	tee := &Tee{Transparent: true, Liveness: "none", Pools: []Pool{{ID: 1, Receivers: []string{"127.0.0.1:9"}}}}
-	err := tee.Init(&core.Env{Logger: slog.New(slog.DiscardHandler)})
+	err := tee.Init(core.NewEnv("tee", ""))
 	if os.Geteuid() == 0 {
 		if err != nil {
 			t.Fatalf("as root: %v", err)

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/registry"
 )
 
@@ -28,7 +27,7 @@ func init() {
 	registry.Register(registry.Processors, "aggregate", sample, func() any {
 		return &Aggregate{
 			Primitives: []string{"src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"},
-			Refresh:    config.Duration(time.Minute),
+			Refresh:    core.Duration(time.Minute),
 			Time:       "arrival",
 		}
 	})
@@ -36,9 +35,9 @@ func init() {
 
 // Aggregate is the processor and its configuration.
 type Aggregate struct {
-	Primitives []string        `toml:"primitives"`
-	History    config.Duration `toml:"history"`
-	Refresh    config.Duration `toml:"refresh"`
+	Primitives []string      `toml:"primitives"`
+	History    core.Duration `toml:"history"`
+	Refresh    core.Duration `toml:"refresh"`
 	// Time chooses the clock that bins a flow: "arrival" (when the datagram
 	// came, pmacct's nfacctd_time_new) or "flow" (the flow's own start).
 	Time string `toml:"time"`
@@ -51,10 +50,15 @@ type Aggregate struct {
 }
 
 var (
-	_ core.Processor   = (*Aggregate)(nil)
-	_ core.Ticker      = (*Aggregate)(nil)
-	_ core.Initializer = (*Aggregate)(nil)
+	_ core.Processor      = (*Aggregate)(nil)
+	_ core.Ticker         = (*Aggregate)(nil)
+	_ core.Initializer    = (*Aggregate)(nil)
+	_ core.SchemaProvider = (*Aggregate)(nil)
 )
+
+// OutputPrimitives tells the engine the primitives that key the emitted
+// records, so outputs need not repeat them.
+func (a *Aggregate) OutputPrimitives() []string { return a.Primitives }
 
 // Init validates the configuration and builds the table.
 func (a *Aggregate) Init(env *core.Env) error {
@@ -79,7 +83,7 @@ func (a *Aggregate) Init(env *core.Env) error {
 	default:
 		return fmt.Errorf("time = %q: want \"arrival\" or \"flow\"", a.Time)
 	}
-	if a.BatchSize <= 0 && env != nil {
+	if a.BatchSize <= 0 {
 		a.BatchSize = env.BatchSize
 	}
 	if a.BatchSize <= 0 {

@@ -22,7 +22,7 @@ func rec(src, dst string, sport, dport uint16, proto, flags uint8, pkts, bytes u
 func newAgg(t testing.TB, prims []string, history time.Duration) *Aggregate {
 	t.Helper()
 	a := &Aggregate{Primitives: prims, History: configDuration(history), Refresh: configDuration(time.Minute), Time: "arrival", BatchSize: 2}
-	if err := a.Init(nil); err != nil {
+	if err := a.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -149,7 +149,7 @@ func TestNetWithoutMaskPrimitive(t *testing.T) {
 
 func TestFlowTimeBins(t *testing.T) {
 	a := &Aggregate{Primitives: []string{"proto"}, History: configDuration(time.Hour), Refresh: configDuration(time.Minute), Time: "flow"}
-	if err := a.Init(nil); err != nil {
+	if err := a.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	r := rec("10.0.0.1", "10.0.0.2", 1, 2, 6, 0, 1, 1, time.Date(2026, 1, 1, 12, 0, 5, 0, time.UTC))
@@ -171,7 +171,7 @@ func TestBadConfig(t *testing.T) {
 		{Primitives: []string{"proto"}, Refresh: 0, Time: "arrival"},
 		{Primitives: []string{"proto"}, Refresh: configDuration(time.Second), Time: "sometimes"},
 	} {
-		if err := a.Init(nil); err == nil {
+		if err := a.Init(core.NewEnv("test", "")); err == nil {
 			t.Errorf("Init(%+v) succeeded; want an error", a)
 		}
 	}

@@ -3,7 +3,7 @@ package aggregate
 import (
 	"time"
 
-	"github.com/flowline/flowline/core/config"
+	"github.com/flowline/flowline/core"
 )
 
-func configDuration(d time.Duration) config.Duration { return config.Duration(d) }
+func configDuration(d time.Duration) core.Duration { return core.Duration(d) }

@@ -65,10 +65,8 @@ func (s *Sampling) Init(env *core.Env) error {
 		Namespace: "flowline", Name: "sampling_unknown_rate_total",
 		Help: "Flow records whose sampling rate was unknown (passed on unscaled).",
 	})
-	if env != nil && env.Metrics != nil {
-		if err := env.Metrics.Register(s.unknown); err != nil {
-			return fmt.Errorf("register metrics: %w", err)
-		}
+	if err := env.Metrics.Register(s.unknown); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
 	}
 	return nil
 }

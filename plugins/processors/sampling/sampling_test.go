@@ -10,7 +10,7 @@ import (
 
 func TestRatePrecedence(t *testing.T) {
 	s := &Sampling{DefaultRate: 10, Rates: map[string]uint32{"192.0.2.9": 1000}}
-	if err := s.Init(nil); err != nil {
+	if err := s.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	exp := netip.MustParseAddr("192.0.2.1")
@@ -45,7 +45,7 @@ func TestRatePrecedence(t *testing.T) {
 
 func TestUnknownRateCountedAndUnscaled(t *testing.T) {
 	s := &Sampling{}
-	if err := s.Init(nil); err != nil {
+	if err := s.Init(core.NewEnv("test", "")); err != nil {
 		t.Fatal(err)
 	}
 	b := core.NewBatch()
@@ -64,7 +64,7 @@ func TestUnknownRateCountedAndUnscaled(t *testing.T) {
 func TestBadRates(t *testing.T) {
 	for _, rates := range []map[string]uint32{{"not-an-ip": 10}, {"10.0.0.1": 0}} {
 		s := &Sampling{Rates: rates}
-		if err := s.Init(nil); err == nil {
+		if err := s.Init(core.NewEnv("test", "")); err == nil {
 			t.Errorf("Init with rates %v succeeded; want an error", rates)
 		}
 	}

@@ -54,17 +54,11 @@ func newSharer(addrs []string, env *core.Env) (*sharer, error) {
 		return nil, fmt.Errorf("share_to: open socket: %w", err)
 	}
 	s.conn = conn
-	log := slog.Default()
-	if env != nil && env.Logger != nil {
-		log = env.Logger
-	}
-	s.errLog = ratelog.New(log, 10*time.Second)
-	if env != nil && env.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.shared, s.errors} {
-			if err := env.Metrics.Register(c); err != nil {
-				_ = conn.Close()
-				return nil, fmt.Errorf("register metrics: %w", err)
-			}
+	s.errLog = ratelog.New(env.Logger, 10*time.Second)
+	for _, c := range []prometheus.Collector{s.shared, s.errors} {
+		if err := env.Metrics.Register(c); err != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	return s, nil

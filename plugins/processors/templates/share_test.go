@@ -2,14 +2,12 @@ package templates
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/plugins/common/envelope"
 	"github.com/flowline/flowline/plugins/common/netflow"
 )
@@ -23,9 +21,9 @@ func TestShareTo(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer peer.Close()
-	p := &Templates{SaveEvery: config.Duration(time.Hour), PendingMax: 64, PendingMaxAge: config.Duration(time.Minute),
+	p := &Templates{SaveEvery: core.Duration(time.Hour), PendingMax: 64, PendingMaxAge: core.Duration(time.Minute),
 		ShareTo: []string{peer.LocalAddr().String()}}
-	if err := p.Init(&core.Env{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	if err := p.Init(core.NewEnv("templates", t.TempDir())); err != nil {
 		t.Fatal(err)
 	}
 	tmpl, data, want := packets(t, 600)

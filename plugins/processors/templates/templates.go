@@ -25,7 +25,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
 	"github.com/flowline/flowline/plugins/common/netflow"
@@ -38,11 +37,11 @@ func init() {
 	registry.Register(registry.Processors, "templates", sample, func() any {
 		return &Templates{
 			File:          "templates.json",
-			SaveEvery:     config.Duration(10 * time.Second),
+			SaveEvery:     core.Duration(10 * time.Second),
 			PendingMax:    4096,
-			PendingMaxAge: config.Duration(5 * time.Minute),
-			TemplateTTL:   config.Duration(24 * time.Hour),
-			ShareInterval: config.Duration(time.Minute),
+			PendingMaxAge: core.Duration(5 * time.Minute),
+			TemplateTTL:   core.Duration(24 * time.Hour),
+			ShareInterval: core.Duration(time.Minute),
 		}
 	})
 }
@@ -51,15 +50,15 @@ func init() {
 type Templates struct {
 	// File is where templates persist, relative to agent.data_dir; "" keeps
 	// them in memory only.
-	File      string          `toml:"file"`
-	SaveEvery config.Duration `toml:"save_every"`
+	File      string        `toml:"file"`
+	SaveEvery core.Duration `toml:"save_every"`
 	// PendingMax bounds the data sets queued per exporter while their
 	// template is unknown; PendingMaxAge is how long one may wait.
-	PendingMax    int             `toml:"pending_max"`
-	PendingMaxAge config.Duration `toml:"pending_max_age"`
+	PendingMax    int           `toml:"pending_max"`
+	PendingMaxAge core.Duration `toml:"pending_max_age"`
 	// TemplateTTL expires templates an exporter has not refreshed for this
 	// long; "0s" keeps them forever.
-	TemplateTTL config.Duration `toml:"template_ttl"`
+	TemplateTTL core.Duration `toml:"template_ttl"`
 	// Extensions keeps elements without a typed field (vendor elements).
 	Extensions bool `toml:"extensions"`
 	// ShareTo lists where every template learned from a datagram is sent
@@ -69,7 +68,7 @@ type Templates struct {
 	// ShareInterval resends every known template to share_to this often, so
 	// that a peer that started later or lost a datagram catches up; "0s"
 	// shares changes only.
-	ShareInterval config.Duration `toml:"share_interval"`
+	ShareInterval core.Duration `toml:"share_interval"`
 
 	path    string
 	log     *slog.Logger
@@ -102,10 +101,7 @@ func (t *Templates) Init(env *core.Env) error {
 	if t.PendingMaxAge <= 0 {
 		return fmt.Errorf("pending_max_age must be positive")
 	}
-	t.log = slog.Default()
-	if env != nil && env.Logger != nil {
-		t.log = env.Logger
-	}
+	t.log = env.Logger
 	t.bad = ratelog.New(t.log, 10*time.Second)
 	t.dec = netflow.NewDecoder(netflow.DecoderConfig{
 		PendingMaxPerExporter: t.PendingMax,
@@ -133,7 +129,7 @@ func (t *Templates) Init(env *core.Env) error {
 		t.share = sh
 		t.lastShare = time.Now()
 	}
-	if t.File == "" || env == nil {
+	if t.File == "" {
 		return nil
 	}
 	t.path = t.File
@@ -155,9 +151,6 @@ func (t *Templates) registerMetrics(env *core.Env) error {
 		droppedQueued:    c("data_sets_dropped_total", "Queued data sets dropped because the exporter's queue was full."),
 		expiredQueued:    c("data_sets_expired_total", "Queued data sets whose template never came."),
 		expiredTemplates: c("expired_total", "Templates expired after template_ttl without a refresh."),
-	}
-	if env == nil || env.Metrics == nil {
-		return nil
 	}
 	for _, m := range []prometheus.Collector{t.m.malformed, t.m.templates, t.m.queued, t.m.released,
 		t.m.droppedQueued, t.m.expiredQueued, t.m.expiredTemplates} {

@@ -2,7 +2,6 @@ package templates
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -11,15 +10,14 @@ import (
 	"time"
 
 	"github.com/flowline/flowline/core"
-	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/internal/flowgen"
 )
 
 func newTemplates(t *testing.T, dir string) *Templates {
 	t.Helper()
-	p := &Templates{File: "templates.json", SaveEvery: config.Duration(time.Hour), PendingMax: 64,
-		PendingMaxAge: config.Duration(time.Minute), TemplateTTL: config.Duration(time.Hour)}
-	if err := p.Init(&core.Env{DataDir: dir, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	p := &Templates{File: "templates.json", SaveEvery: core.Duration(time.Hour), PendingMax: 64,
+		PendingMaxAge: core.Duration(time.Minute), TemplateTTL: core.Duration(time.Hour)}
+	if err := p.Init(core.NewEnv("templates", dir)); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -93,7 +91,7 @@ func TestCorruptTemplateFileIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &Templates{File: "templates.json", SaveEvery: 1, PendingMax: 1, PendingMaxAge: 1}
-	err := p.Init(&core.Env{DataDir: dir})
+	err := p.Init(core.NewEnv("templates", dir))
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("Init over a corrupt file: err = %v; want an error naming %s", err, path)
 	}
