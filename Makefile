@@ -23,14 +23,18 @@ deps:
 
 ## test: the whole suite (unit, corpus, integration, end to end). A MariaDB of
 ## its own (scripts/mariadb.sh) runs on loopback for the MySQL tests and is
-## stopped afterwards, also when a test fails (unless it ran before); under
-## CI=true it must start. Packages run one at a time (-p 1): the end-to-end
+## stopped afterwards, also when a test fails (unless it ran before); so does
+## a RabbitMQ broker of its own (scripts/rabbitmq.sh) for the AMQP tests. Under
+## CI=true both must start. Packages run one at a time (-p 1): the end-to-end
 ## tests push UDP over loopback and count every flow, and two of them side by
 ## side on a 2-core machine would starve each other into socket drops.
 test: lint deps
 	@ran=$$(./scripts/mariadb.sh status >/dev/null 2>&1 && echo yes); \
+	rmq=$$(./scripts/rabbitmq.sh status >/dev/null 2>&1 && echo yes); \
 	./scripts/mariadb.sh start || [ "$$CI" != true ] || exit 1; \
+	./scripts/rabbitmq.sh start || [ "$$CI" != true ] || { [ -n "$$ran" ] || ./scripts/mariadb.sh stop; exit 1; }; \
 	$(GO) test -p 1 -count=1 -timeout 45m ./...; rc=$$?; \
+	[ -n "$$rmq" ] || ./scripts/rabbitmq.sh stop; \
 	[ -n "$$ran" ] || ./scripts/mariadb.sh stop; exit $$rc
 
 ## test-short: the quick loop (skips integration and end-to-end tests).

@@ -3,7 +3,9 @@
 # pmacct (nfacctd, the reference for the print and MySQL drop-in checks) and
 # mariadb-server (scripts/mariadb.sh runs one of its own for outputs.mysql),
 # nginx with its stream module (the UDP load balancer of examples/cluster),
-# jq (the example scripts sum JSON lines with it).
+# jq (the example scripts sum JSON lines with it), rabbitmq-server
+# (scripts/rabbitmq.sh runs a broker of its own for the AMQP tests) and
+# python3-pika (the pmacct-style AMQP consumer of tests/amqp).
 # Runs as root (CI and the development machines are root); otherwise it
 # says what to install and leaves it to the user.
 set -euo pipefail
@@ -14,6 +16,8 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(maria
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v jq >/dev/null 2>&1 || need+=(jq)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+/usr/bin/python3 -c 'import pika' >/dev/null 2>&1 || need+=(python3-pika)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
