@@ -21,6 +21,10 @@ type Batch struct {
 	// sequence stored per writer so that a redelivered batch is stored once.
 	// The zero Origin means none.
 	Origin Origin
+	// ID numbers the batch where a receiver must recognise a resend: the
+	// engine sends a batch to an external plugin again, with the same ID,
+	// when the plugin died before acknowledging it. 0 means unnumbered.
+	ID uint64
 
 	refs   atomic.Int32
 	failed atomic.Bool
@@ -107,6 +111,7 @@ func (b *Batch) Release() {
 	}
 	b.failed.Store(false)
 	b.Origin = Origin{}
+	b.ID = 0
 	clear(b.Packets) // drop references to memory owned by others
 	b.Packets = b.Packets[:0]
 	for i := range b.Records {

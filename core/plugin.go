@@ -22,6 +22,14 @@ type Input interface {
 	Stop(ctx context.Context) error
 }
 
+// WaitingInput is implemented by inputs whose source can wait (a message
+// queue, a file replay, an external plugin) rather than lose data: when
+// WaitsForPipeline reports true, the engine's emit blocks until the pipeline
+// takes the batch (or the input is stopped) instead of dropping it.
+type WaitingInput interface {
+	WaitsForPipeline() bool
+}
+
 // Listener is implemented by inputs that bind sockets: the engine calls
 // Listen before it starts the inputs and says the pipeline runs, so that a
 // port in use fails the start and no datagram arrives before the socket exists.

@@ -96,6 +96,40 @@ func (p PluginConfig) Where() string {
 	return fmt.Sprintf("%s: %s.%s", p.File, p.Kind, p.Name)
 }
 
+// Location says where a plugin's table is, for a plugin that checks parts of
+// its table later than the loader does: an external plugin validates its
+// `config` sub-table in its own process and reports its errors with the
+// file and line of each key.
+type Location struct {
+	File  string
+	Line  int
+	Table string // "outputs.external"
+
+	keyLine func(path []string) int
+}
+
+// Error returns a configuration error about the key path inside the table
+// (path nil for the table itself), located at that key's line.
+func (l Location) Error(path []string, msg string) *Error {
+	line := l.Line
+	if l.keyLine != nil && len(path) > 0 {
+		if n := l.keyLine(path); n > 0 {
+			line = n
+		}
+	}
+	key := l.Table
+	if len(path) > 0 {
+		key += "." + strings.Join(path, ".")
+	}
+	return &Error{File: l.File, Line: line, Key: key, Msg: msg}
+}
+
+// Locatable is implemented by plugins that want their table's Location; the
+// loader calls SetLocation after decoding the table.
+type Locatable interface {
+	SetLocation(Location)
+}
+
 // Config is a loaded configuration. Within each kind, plugins are in the
 // order of their tables in the file.
 type Config struct {
@@ -369,6 +403,9 @@ func (l *loader) plugin(p registry.Plugin, base []string, node map[string]any, p
 		ok = false
 	}
 	l.instances = append(l.instances, instance{plugin: val, kind: p.Kind, name: p.Name, base: base, node: node})
+	if loc, isLoc := val.(Locatable); ok && isLoc {
+		loc.SetLocation(Location{File: l.file, Line: pc.Line, Table: id, keyLine: func(path []string) int { return l.keyLine(base, node, path) }})
+	}
 	if v, isV := val.(core.Validator); ok && isV {
 		if err := v.Validate(); err != nil {
 			l.errs = append(l.errs, &Error{File: l.file, Line: pc.Line, Key: id, Msg: err.Error()})

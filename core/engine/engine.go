@@ -149,6 +149,10 @@ func (e *Engine) initPlugin(pc config.PluginConfig, m *metrics.Plugin, primitive
 		Primitives: primitives,
 	}
 	if err := init.Init(env); err != nil {
+		var located *config.Error
+		if errors.As(err, &located) {
+			return err // it names its file, line and key already
+		}
 		return fmt.Errorf("%s: %w", pc.Where(), err)
 	}
 	return nil
@@ -272,7 +276,7 @@ func (e *Engine) Run(ctx context.Context, force <-chan struct{}) error {
 		inputs.Add(1)
 		go func(in *inputRunner) {
 			defer inputs.Done()
-			if err := in.in.Start(inCtx, in.emit(e.packets)); err != nil && inCtx.Err() == nil {
+			if err := in.in.Start(inCtx, in.emit(inCtx, e.packets)); err != nil && inCtx.Err() == nil {
 				inputErr <- fmt.Errorf("%s: %w", in.pc.Where(), err)
 			}
 		}(in)

@@ -21,9 +21,26 @@ type inputRunner struct {
 }
 
 // emit returns the input's emit function: a non-blocking send that drops
-// (and counts) the batch when the pipeline is full.
-func (r *inputRunner) emit(ch chan<- *core.Batch) func(*core.Batch) bool {
+// (and counts) the batch when the pipeline is full, or, for an input that
+// can wait (core.WaitingInput), a send that blocks until the pipeline takes
+// the batch or ctx ends.
+func (r *inputRunner) emit(ctx context.Context, ch chan<- *core.Batch) func(*core.Batch) bool {
 	full := ratelog.New(r.log, 10*time.Second)
+	if w, ok := r.in.(core.WaitingInput); ok && w.WaitsForPipeline() {
+		return func(b *core.Batch) bool {
+			n := b.Len()
+			select {
+			case ch <- b:
+				r.m.Emitted.Add(float64(n))
+				return true
+			case <-ctx.Done():
+				r.m.Dropped.Add(float64(n))
+				b.Fail()
+				b.Release()
+				return false
+			}
+		}
+	}
 	return func(b *core.Batch) bool {
 		n := b.Len()
 		select {
