@@ -85,7 +85,15 @@ func (r *storeRef) call(what string, req, resp any) error {
 	}
 	body, _ := json.Marshal(req)
 	c := &http.Client{Timeout: 10 * time.Minute}
-	hr, err := c.Post(r.api+duckdb.APIPath(r.name, what), "application/json", bytes.NewReader(body))
+	hreq, err := http.NewRequest(http.MethodPost, r.api+duckdb.APIPath(r.name, what), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if r.plugin.APIToken != "" {
+		hreq.Header.Set("Authorization", "Bearer "+r.plugin.APIToken)
+	}
+	hr, err := c.Do(hreq)
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) {
@@ -139,6 +147,13 @@ func (r *storeRef) query(ctx context.Context, q string) (*duckdb.Result, error) 
 	}
 	defer s.Close()
 	return s.Query(ctx, q)
+}
+
+// noteTruncated tells, on stderr, that the store cut an answer.
+func noteTruncated(stderr io.Writer, cmd string, res *duckdb.Result) {
+	if res.Truncated {
+		fmt.Fprintf(stderr, "flowline %s: answer cut at %d rows (outputs.duckdb query_max_rows)\n", cmd, len(res.Rows))
+	}
 }
 
 type storeFlags struct {
@@ -195,6 +210,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "flowline query:", err)
 		return 1
 	}
+	noteTruncated(stderr, "query", res)
 	return 0
 }
 
@@ -257,6 +273,7 @@ GROUP BY ALL ORDER BY %s DESC, %s LIMIT %d`, k, *view, from, *order, k, *limit)
 		fmt.Fprintln(stderr, "flowline top:", err)
 		return 1
 	}
+	noteTruncated(stderr, "top", res)
 	return 0
 }
 

@@ -15,6 +15,7 @@ package duckdb
 
 import (
 	"context"
+	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,10 +45,12 @@ func init() {
 // New returns the plugin with its defaults.
 func New() *DuckDB {
 	return &DuckDB{
-		Path:      "flowline.duckdb",
-		Archive:   "archive",
-		Partition: core.Duration(time.Hour),
-		Lifecycle: lifecycle.Unset(),
+		Path:         "flowline.duckdb",
+		Archive:      "archive",
+		Partition:    core.Duration(time.Hour),
+		QueryTimeout: core.Duration(DefaultQueryTimeout),
+		QueryMaxRows: DefaultQueryMaxRows,
+		Lifecycle:    lifecycle.Unset(),
 	}
 }
 
@@ -71,6 +75,16 @@ type DuckDB struct {
 	Threads int `toml:"threads"`
 	// MemoryLimit bounds DuckDB's memory (0: 80% of the RAM).
 	MemoryLimit core.Size `toml:"memory_limit"`
+	// QueryTimeout interrupts a query of the store API or the CLI that
+	// runs longer.
+	QueryTimeout core.Duration `toml:"query_timeout"`
+	// QueryMaxRows is the most rows a query answers; longer answers are
+	// cut and marked truncated.
+	QueryMaxRows int `toml:"query_max_rows"`
+	// APIToken, when set, is the bearer token the store API requires (the
+	// CLI sends it from the same config); the API then also answers
+	// clients that are not on loopback. Give it as "${FLOWLINE_API_TOKEN}".
+	APIToken string `toml:"api_token"`
 	// Lifecycle is the [outputs.duckdb.lifecycle] table; without it rows
 	// stay hot forever.
 	Lifecycle lifecycle.Policy `toml:"lifecycle"`
@@ -108,6 +122,15 @@ func (d *DuckDB) Validate() error {
 	if d.MemoryLimit < 0 || d.MemoryLimit > 0 && d.MemoryLimit < 64<<20 {
 		return fmt.Errorf("memory_limit = %s: at least 64MiB (or 0 for DuckDB's default)", d.MemoryLimit)
 	}
+	if d.QueryTimeout <= 0 {
+		return fmt.Errorf("query_timeout = %s: must be positive", d.QueryTimeout)
+	}
+	if d.QueryMaxRows <= 0 {
+		return fmt.Errorf("query_max_rows = %d: must be positive", d.QueryMaxRows)
+	}
+	if d.APIToken != "" && len(d.APIToken) < 16 {
+		return errors.New("api_token: at least 16 characters (give it as \"${FLOWLINE_API_TOKEN}\")")
+	}
 	p, err := d.Lifecycle.Resolve()
 	if err != nil {
 		return err
@@ -127,7 +150,8 @@ func (d *DuckDB) StoreOptions(dataDir string, readOnly bool) Options {
 		}
 		return p
 	}
-	o := Options{Path: abs(d.Path), Archive: abs(d.Archive), Partition: time.Duration(d.Partition), ReadOnly: readOnly, Threads: d.Threads, MemoryLimit: int64(d.MemoryLimit)}
+	o := Options{Path: abs(d.Path), Archive: abs(d.Archive), Partition: time.Duration(d.Partition), ReadOnly: readOnly, Threads: d.Threads, MemoryLimit: int64(d.MemoryLimit),
+		QueryTimeout: time.Duration(d.QueryTimeout), QueryMaxRows: d.QueryMaxRows}
 	if d.policy != nil {
 		o.Rollups = d.policy.Rollups
 	}
@@ -255,16 +279,39 @@ func (d *DuckDB) Close(ctx context.Context) error {
 // metrics address: /api/duckdb/<name>/{query,stats,compact}.
 func APIPath(name, what string) string { return "/api/duckdb/" + name + "/" + what }
 
-// serveAPI registers the HTTP API (loopback clients only): the CLI uses it
-// while the collector holds the file.
+// Authorized says whether a request may use a store API: with a token, a
+// request that carries it as "Authorization: Bearer <token>" (from any
+// address); without one, a loopback client.
+func Authorized(r *http.Request, token string) (ok bool, why string) {
+	if token != "" {
+		got, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !found || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			return false, "the store API wants the bearer token of api_token"
+		}
+		return true, ""
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return false, "the store API answers loopback clients only (set api_token to open it to others)"
+	}
+	return true, ""
+}
+
+// serveAPI registers the HTTP API (loopback clients, or holders of the
+// api_token): the CLI uses it while the collector holds the file.
 func (d *DuckDB) serveAPI() {
 	handle := func(what string, f func(ctx context.Context, r *http.Request) (any, error)) {
 		p := APIPath(d.name, what)
 		d.apiPaths = append(d.apiPaths, p)
 		d.http.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-				http.Error(w, "the store API answers loopback clients only", http.StatusForbidden)
+			if ok, why := Authorized(r, d.APIToken); !ok {
+				code := http.StatusForbidden
+				if d.APIToken != "" {
+					code = http.StatusUnauthorized
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(code)
+				json.NewEncoder(w).Encode(map[string]string{"error": why})
 				return
 			}
 			if r.Method != http.MethodPost {

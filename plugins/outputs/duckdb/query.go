@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	ddb "github.com/duckdb/duckdb-go/v2"
@@ -18,17 +19,102 @@ import (
 // Result is a query's answer: column names and types, and rows of values in
 // display form (addresses and MACs as text, timestamps as
 // "2006-01-02 15:04:05" in UTC, integers of any size as numbers).
+// Truncated says the answer stopped at the store's row limit.
 type Result struct {
-	Columns []string `json:"columns"`
-	Types   []string `json:"types"`
-	Rows    [][]any  `json:"rows"`
+	Columns   []string `json:"columns"`
+	Types     []string `json:"types"`
+	Rows      [][]any  `json:"rows"`
+	Truncated bool     `json:"truncated,omitempty"`
 }
 
 // ErrNotReadOnly rejects a statement that is not a query.
-var ErrNotReadOnly = errors.New("only one read-only statement (SELECT, WITH, FROM, DESCRIBE, SHOW, EXPLAIN) is allowed")
+var ErrNotReadOnly = errors.New("only one read-only query (SELECT, WITH, FROM, VALUES, TABLE, DESCRIBE, SHOW, SUMMARIZE) is allowed")
 
-// Query runs one read-only SQL statement over the store and its views.
+// Default query limits (outputs.duckdb query_timeout and query_max_rows).
+const (
+	DefaultQueryTimeout = 60 * time.Second
+	DefaultQueryMaxRows = 100_000
+)
+
+// queryKeywords are the first words a query may start with. The statement
+// type alone is not enough: DuckDB plans PRAGMA calls as SELECTs.
+var queryKeywords = map[string]bool{
+	"SELECT": true, "WITH": true, "FROM": true, "VALUES": true, "TABLE": true,
+	"DESCRIBE": true, "SHOW": true, "SUMMARIZE": true, "(": true,
+}
+
+// leadingKeyword is the statement's first word in upper case (or "(" for a
+// parenthesized query), after white space and comments.
+func leadingKeyword(q string) string {
+	for {
+		q = strings.TrimLeft(q, " \t\r\n\f\v")
+		switch {
+		case strings.HasPrefix(q, "--"):
+			i := strings.IndexByte(q, '\n')
+			if i < 0 {
+				return ""
+			}
+			q = q[i+1:]
+			continue
+		case strings.HasPrefix(q, "/*"):
+			i := strings.Index(q[2:], "*/")
+			if i < 0 {
+				return ""
+			}
+			q = q[i+4:]
+			continue
+		case strings.HasPrefix(q, "("):
+			return "("
+		}
+		end := strings.IndexFunc(q, func(r rune) bool {
+			return !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+		})
+		if end < 0 {
+			end = len(q)
+		}
+		return strings.ToUpper(q[:end])
+	}
+}
+
+// checkQuery refuses, before DuckDB sees it, a statement that does not
+// start like a query, naming what it starts with.
+func checkQuery(q string) error {
+	kw := leadingKeyword(q)
+	if !queryKeywords[kw] {
+		if kw == "" {
+			return ErrNotReadOnly
+		}
+		return fmt.Errorf("%s refused: %w", kw, ErrNotReadOnly)
+	}
+	return nil
+}
+
+// Query runs one read-only SQL statement over the store and its views, in
+// the store's sandbox: DuckDB reads no file outside the store's directories
+// (see Open), the statement must be a single query, it is interrupted after
+// the query timeout and its answer stops at the row limit (Truncated).
 func (s *Store) Query(ctx context.Context, q string) (*Result, error) {
+	if err := checkQuery(q); err != nil {
+		return nil, err
+	}
+	timeout := s.opt.QueryTimeout
+	if timeout <= 0 {
+		timeout = DefaultQueryTimeout
+	}
+	maxRows := s.opt.QueryMaxRows
+	if maxRows <= 0 {
+		maxRows = DefaultQueryMaxRows
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := s.query(ctx, q, maxRows)
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		return nil, fmt.Errorf("query interrupted after %s (outputs.duckdb query_timeout): %w", timeout, err)
+	}
+	return res, err
+}
+
+func (s *Store) query(ctx context.Context, q string, maxRows int) (*Result, error) {
 	if s.opt.ReadOnly {
 		// Temporary views live on this connection only.
 		s.mu.Lock()
@@ -36,17 +122,17 @@ func (s *Store) Query(ctx context.Context, q string) (*Result, error) {
 		if s.conn == nil {
 			return nil, errors.New("store closed")
 		}
-		return runQuery(ctx, s.conn.Raw, q)
+		return runQuery(ctx, s.conn.Raw, q, maxRows)
 	}
 	c, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	return runQuery(ctx, c.Raw, q)
+	return runQuery(ctx, c.Raw, q, maxRows)
 }
 
-func runQuery(ctx context.Context, raw func(func(any) error) error, q string) (*Result, error) {
+func runQuery(ctx context.Context, raw func(func(any) error) error, q string, maxRows int) (*Result, error) {
 	var res *Result
 	err := raw(func(dc any) error {
 		conn := dc.(driver.Conn)
@@ -64,9 +150,7 @@ func runQuery(ctx context.Context, raw func(func(any) error) error, q string) (*
 		if err != nil {
 			return err
 		}
-		switch typ {
-		case ddb.STATEMENT_TYPE_SELECT, ddb.STATEMENT_TYPE_EXPLAIN:
-		default:
+		if typ != ddb.STATEMENT_TYPE_SELECT {
 			return ErrNotReadOnly
 		}
 		rows, err := ds.QueryContext(ctx, nil)
@@ -81,6 +165,10 @@ func runQuery(ctx context.Context, raw func(func(any) error) error, q string) (*
 			}
 		}
 		for {
+			if len(res.Rows) == maxRows {
+				res.Truncated = true
+				break
+			}
 			vals := make([]driver.Value, len(res.Columns))
 			if err := rows.Next(vals); err != nil {
 				if err == io.EOF {

@@ -55,7 +55,11 @@ type Options struct {
 	// MemoryLimit bounds DuckDB's memory in bytes (0: DuckDB's default, 80%
 	// of the RAM).
 	MemoryLimit int64
-	Logger      *slog.Logger
+	// QueryTimeout interrupts a Query that runs longer (0: 60 s).
+	QueryTimeout time.Duration
+	// QueryMaxRows is the most rows a Query answers (0: 100,000).
+	QueryMaxRows int
+	Logger       *slog.Logger
 }
 
 // tableVersion is one hot table: the current one is named flows; when the
@@ -155,6 +159,11 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		return nil, openError(opt.Path, err)
 	}
 	s.conn = conn
+	if err := sandbox(ctx, conn, opt); err != nil {
+		conn.Close()
+		db.Close()
+		return nil, err
+	}
 	if !opt.ReadOnly {
 		if s.pconn, err = db.Conn(ctx); err != nil {
 			conn.Close()
@@ -167,6 +176,34 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// sandbox confines the database before anything else runs on it: DuckDB
+// opens no file outside the store's own directories (the DuckDB file's and
+// the archive), loads no extension and accepts no later change of its
+// settings. Queries, the life cycle and the views all run inside it.
+func sandbox(ctx context.Context, conn *sql.Conn, opt Options) error {
+	var dirs []string
+	for _, d := range []string{filepath.Dir(opt.Path), opt.Archive} {
+		a, err := filepath.Abs(d)
+		if err != nil {
+			return err
+		}
+		// A trailing separator, so that /data does not also allow /data2.
+		dirs = append(dirs, quote(strings.TrimSuffix(a, string(filepath.Separator))+string(filepath.Separator)))
+	}
+	for _, q := range []string{
+		"SET allowed_directories = [" + strings.Join(dirs, ", ") + "]",
+		"SET autoinstall_known_extensions = false",
+		"SET autoload_known_extensions = false",
+		"SET enable_external_access = false",
+		"SET lock_configuration = true",
+	} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			return core.Permanent(fmt.Errorf("%s: sandboxing the store: %s: %w", opt.Path, q, err))
+		}
+	}
+	return nil
 }
 
 func openError(path string, err error) error {
