@@ -181,7 +181,7 @@ func writeAll(tb testing.TB, o *MySQL, recs []core.Record, n int) {
 func waitDrained(tb testing.TB, o *MySQL, d time.Duration) {
 	tb.Helper()
 	deadline := time.Now().Add(d)
-	for !o.buf.empty() {
+	for !o.buf.Empty() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("buffer not drained within %v", d)
 		}

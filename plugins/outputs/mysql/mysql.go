@@ -222,7 +222,7 @@ func (o *MySQL) Init(env *core.Env) error {
 		dir = filepath.Join(env.DataDir, dir)
 	}
 	o.buf = newBuffer(dir, o.BufferRows, int64(o.SpoolSize))
-	if err := o.buf.open(0); err != nil {
+	if err := o.buf.Open(0); err != nil {
 		return err
 	}
 	id, err := instanceID(dir)
@@ -230,7 +230,7 @@ func (o *MySQL) Init(env *core.Env) error {
 		return err
 	}
 	o.ledgerName = o.Table + "@" + id
-	if _, sz, n := o.buf.sizes(); n > 0 {
+	if _, sz, n := o.buf.Sizes(); n > 0 {
 		o.log.Info("rows from a previous run wait in the spool", "batches", n, "bytes", sz, "dir", dir)
 	}
 	o.readerName = fmt.Sprintf("flowline-%s-%p", sanitize(o.name), o)
@@ -516,7 +516,7 @@ func (o *MySQL) setupLocked(ctx context.Context) error {
 		return o.classify(err)
 	}
 	o.committed = uint64(seq.Int64)
-	if err := o.buf.open(o.committed); err != nil {
+	if err := o.buf.Open(o.committed); err != nil {
 		return core.Permanent(err)
 	}
 	if o.policy != nil {
@@ -568,7 +568,7 @@ func (o *MySQL) Write(ctx context.Context, b *core.Batch) error {
 		rows = append(rows, row{})
 		rows[len(rows)-1].fromRecord(r, o.mask, now)
 	}
-	dropped, err := o.buf.push(rows)
+	dropped, err := o.buf.Push(rows, rowsTag(rows))
 	o.updateGauges()
 	if dropped > 0 {
 		o.m.dropped.Add(float64(dropped))
@@ -578,7 +578,7 @@ func (o *MySQL) Write(ctx context.Context, b *core.Batch) error {
 }
 
 func (o *MySQL) updateGauges() {
-	memRows, spool, _ := o.buf.sizes()
+	memRows, spool, _ := o.buf.Sizes()
 	o.m.bufferRows.Set(float64(memRows))
 	o.m.spoolBytes.Set(float64(spool))
 }
@@ -609,13 +609,13 @@ func (o *MySQL) Close(ctx context.Context) error {
 	}
 	var err error
 	if o.buf != nil {
-		lost, serr := o.buf.spill()
+		lost, serr := o.buf.Spill()
 		o.updateGauges()
 		if lost > 0 {
 			o.m.dropped.Add(float64(lost))
 			o.log.Error("rows lost at close: the database did not take them and the spool could not", "rows", lost, "err", serr)
 			err = fmt.Errorf("%d rows lost at close: %v", lost, serr)
-		} else if _, sz, n := o.buf.sizes(); n > 0 {
+		} else if _, sz, n := o.buf.Sizes(); n > 0 {
 			o.log.Warn("rows left in the spool for the next start", "batches", n, "bytes", sz)
 		}
 	}

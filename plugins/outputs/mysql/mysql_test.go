@@ -137,7 +137,7 @@ func TestCloseSpoolsAndNextStartWrites(t *testing.T) {
 		t.Fatal("no spool files after closing with the database away")
 	}
 	up := s.output("flowline_restart")
-	if err := up.Init(env); err != nil {
+	if err := up.Init(core.NewEnv("mysql", dataDir)); err != nil { // a new process: a new registry
 		t.Fatal(err)
 	}
 	if err := up.Connect(context.Background()); err != nil {
@@ -327,7 +327,7 @@ func TestLedgerAnswersAfterLostCommit(t *testing.T) {
 	for i := range rows {
 		rows[i].Inserted = time.Now().Truncate(time.Hour).Unix()
 	}
-	group := []*chunk{{seq: 41, rows: rows[:25], n: 25}, {seq: 42, rows: rows[25:], n: 25}}
+	group := []*chunk{{Seq: 41, Items: rows[:25], N: 25}, {Seq: 42, Items: rows[25:], N: 25}}
 	if err := o.writeGroup(ctx, group, 42); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,124 +28,69 @@ func testRows(n int, updated int64) []row {
 func TestBufferMemoryThenSpool(t *testing.T) {
 	dir := t.TempDir()
 	b := newBuffer(dir, 250, 1<<20)
-	b.nextSeq = 1 // readable numbers
-	if err := b.open(0); err != nil {
+	b.SetNextSeq(1) // readable numbers
+	if err := b.Open(0); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 6; i++ {
-		dropped, err := b.push(testRows(100, int64(i/2)))
+		dropped, err := b.Push(testRows(100, int64(i/2)), int64(i/2))
 		if dropped != 0 || err != nil {
 			t.Fatalf("push %d: dropped %d, %v", i, dropped, err)
 		}
 	}
-	mem, spool, chunks := b.sizes()
+	mem, spool, chunks := b.Sizes()
 	if mem != 200 || spool == 0 || chunks != 6 {
 		t.Fatalf("memory %d rows, spool %d bytes, %d chunks; want 200 rows in memory, the rest spooled", mem, spool, chunks)
 	}
 	// Memory back to room: the next chunk still goes to the spool (order).
-	g, err := b.head(1000)
-	if err != nil || len(g) != 2 || g[0].seq != 1 || g[1].seq != 2 {
+	g, err := b.Peek(1000)
+	if err != nil || len(g) != 2 || g[0].Seq != 1 || g[1].Seq != 2 {
 		t.Fatalf("head: %d chunks (%v); want the two chunks of the first refresh", len(g), err)
 	}
-	b.commit(g)
-	b.push(testRows(10, 9))
-	if _, _, n := b.sizes(); n != 5 {
+	b.Commit(g)
+	b.Push(testRows(10, 9), 9)
+	if _, _, n := b.Sizes(); n != 5 {
 		t.Fatalf("%d chunks waiting, want 5", n)
 	}
 	// Close: memory is spilled, everything is in files.
-	if lost, err := b.spill(); lost != 0 || err != nil {
+	if lost, err := b.Spill(); lost != 0 || err != nil {
 		t.Fatalf("spill lost %d: %v", lost, err)
 	}
 	b2 := newBuffer(dir, 250, 1<<20)
-	if err := b2.open(3); err != nil {
+	if err := b2.Open(3); err != nil {
 		t.Fatal(err)
 	}
-	b2.dropCommitted(3) // the ledger says 3 landed
+	b2.DropThrough(3) // the ledger says 3 landed
 	var got []uint64
-	for !b2.empty() {
-		g, err := b2.head(1 << 20)
+	for !b2.Empty() {
+		g, err := b2.Peek(1 << 20)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, c := range g {
-			got = append(got, c.seq)
-			if c.rows[5].SrcAddr != netip.AddrFrom4([4]byte{10, 0, 0, 5}) || c.rows[5].Packets != 6 || c.rows[5].SrcMAC[5] != 5 {
-				t.Fatalf("chunk %d row 5 decoded as %+v", c.seq, c.rows[5])
+			got = append(got, c.Seq)
+			if c.Items[5].SrcAddr != netip.AddrFrom4([4]byte{10, 0, 0, 5}) || c.Items[5].Packets != 6 || c.Items[5].SrcMAC[5] != 5 {
+				t.Fatalf("chunk %d row 5 decoded as %+v", c.Seq, c.Items[5])
 			}
 		}
-		b2.commit(g)
+		b2.Commit(g)
 	}
 	if fmt.Sprint(got) != "[4 5 6 7]" {
 		t.Fatalf("resumed chunks %v, want 4 5 6 7", got)
 	}
-	if n, _ := b2.push(testRows(1, 0)); n != 0 {
+	if n, _ := b2.Push(testRows(1, 0), 0); n != 0 {
 		t.Fatal("push after resume dropped")
 	}
-	if g, _ := b2.head(10); g[0].seq <= 7 {
-		t.Fatalf("next sequence %d, want above every earlier one", g[0].seq)
+	if g, _ := b2.Peek(10); g[0].Seq <= 7 {
+		t.Fatalf("next sequence %d, want above every earlier one", g[0].Seq)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("%d spool files left after everything was committed", len(ents))
 	}
 }
 
-// TestBufferFullCountsDrops: what fits neither memory nor spool is reported.
-func TestBufferFullCountsDrops(t *testing.T) {
-	b := newBuffer("", 100, 0)
-	b.open(0)
-	if n, _ := b.push(testRows(100, 0)); n != 0 {
-		t.Fatal("first chunk dropped")
-	}
-	if n, err := b.push(testRows(50, 0)); n != 50 || err == nil {
-		t.Fatalf("dropped %d (%v), want 50 with a reason", n, err)
-	}
-	dir := t.TempDir()
-	b = newBuffer(dir, 10, 3000)
-	b.open(0)
-	b.push(testRows(10, 0))
-	total := 0
-	for i := 0; i < 10; i++ {
-		n, _ := b.push(testRows(20, 0))
-		total += n
-	}
-	if total == 0 {
-		t.Fatal("a 3000-byte spool took 200 rows")
-	}
-	if _, sz, _ := b.sizes(); sz > 3000 {
-		t.Fatalf("spool holds %d bytes, more than spool_size", sz)
-	}
-}
-
-func TestCorruptSpoolFileIsSetAside(t *testing.T) {
-	dir := t.TempDir()
-	b := newBuffer(dir, 1, 1<<20)
-	b.open(0)
-	b.push(testRows(1, 0))
-	b.push(testRows(5, 0))
-	b.spill()
-	files, _ := filepath.Glob(filepath.Join(dir, "*.rows"))
-	data, _ := os.ReadFile(files[1])
-	data[len(data)/2] ^= 0xff
-	os.WriteFile(files[1], data, 0o644)
-	b = newBuffer(dir, 1, 1<<20)
-	b.open(0)
-	g, err := b.head(100)
-	if err != nil || len(g) != 1 {
-		t.Fatalf("head before the corrupt file: %d, %v", len(g), err)
-	}
-	b.commit(g)
-	g, err = b.head(100)
-	if err == nil || !strings.Contains(err.Error(), "corrupt") {
-		t.Fatalf("corrupt file: %v", err)
-	}
-	b.setAside(g[0])
-	if !b.empty() {
-		t.Fatal("buffer not empty after setting the corrupt file aside")
-	}
-	if bad, _ := filepath.Glob(filepath.Join(dir, "*.bad")); len(bad) != 1 {
-		t.Fatal("corrupt file not kept as *.bad")
-	}
-}
+// The spool's bounds and its handling of corrupt files are tested in
+// plugins/common/spool.
 
 // TestStatements: pmacct's value forms and update clause.
 func TestStatements(t *testing.T) {
@@ -242,16 +186,16 @@ func TestConfig(t *testing.T) {
 // committed, so the ledger check at reconnection drops none of them.
 func TestNewProcessNumbersAboveOldLedger(t *testing.T) {
 	old := newBuffer("", 10, 0)
-	old.open(0)
-	old.push(testRows(1, 0))
-	g, _ := old.head(10)
-	committed := g[0].seq
+	old.Open(0)
+	old.Push(testRows(1, 0), 0)
+	g, _ := old.Peek(10)
+	committed := g[0].Seq
 	time.Sleep(time.Millisecond)
 	b := newBuffer("", 10, 0)
-	b.open(0)
-	b.push(testRows(1, 0))
-	b.dropCommitted(committed)
-	if b.empty() {
+	b.Open(0)
+	b.Push(testRows(1, 0), 0)
+	b.DropThrough(committed)
+	if b.Empty() {
 		t.Fatal("a new process's batch was taken for one the old process committed")
 	}
 }

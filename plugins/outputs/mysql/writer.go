@@ -64,7 +64,7 @@ func (o *MySQL) flusher() {
 			default:
 			}
 		}
-		if stopping && o.buf.empty() {
+		if stopping && o.buf.Empty() {
 			return
 		}
 		if err := o.ensureReady(ctx); err != nil {
@@ -76,14 +76,14 @@ func (o *MySQL) flusher() {
 		}
 		// Let a refresh that is still arriving (the aggregate emits it in
 		// batches) gather, so that it goes in one sorted transaction.
-		for lingered := time.Duration(0); !stopping && lingered < maxLinger && o.buf.quietFor() < linger; lingered += linger / 4 {
+		for lingered := time.Duration(0); !stopping && lingered < maxLinger && o.buf.QuietFor() < linger; lingered += linger / 4 {
 			time.Sleep(linger / 4)
 		}
-		group, err := o.buf.head(o.TransactionRows)
+		group, err := o.buf.Peek(o.TransactionRows)
 		if err != nil {
 			o.log.Error("spool file unreadable: set aside as *.bad, its rows are lost", "err", err)
-			o.m.dropped.Add(float64(group[0].n))
-			o.buf.setAside(group[0])
+			o.m.dropped.Add(float64(group[0].N))
+			o.buf.SetAside(group[0])
 			continue
 		}
 		if len(group) == 0 {
@@ -91,14 +91,14 @@ func (o *MySQL) flusher() {
 				return
 			}
 			select {
-			case <-o.buf.notify:
+			case <-o.buf.Notify():
 			case <-tick.C:
 			case <-o.stop:
 				stopping = true
 			}
 			continue
 		}
-		last := group[len(group)-1].seq
+		last := group[len(group)-1].Seq
 		if failed {
 			done, err := o.ledgerHas(ctx, last)
 			if err != nil {
@@ -141,9 +141,9 @@ func (o *MySQL) flusher() {
 }
 
 func (o *MySQL) finish(group []*chunk, written bool) {
-	o.buf.commit(group)
+	o.buf.Commit(group)
 	o.mu.Lock()
-	o.committed = group[len(group)-1].seq
+	o.committed = group[len(group)-1].Seq
 	o.mu.Unlock()
 	if written {
 		o.m.written.Add(float64(rowsOf(group)))
@@ -155,7 +155,7 @@ func (o *MySQL) finish(group []*chunk, written bool) {
 func rowsOf(group []*chunk) int {
 	n := 0
 	for _, c := range group {
-		n += c.n
+		n += c.N
 	}
 	return n
 }
@@ -171,7 +171,7 @@ func (o *MySQL) ensureReady(ctx context.Context) error {
 	if err := o.setupLocked(sctx); err != nil {
 		return err
 	}
-	o.buf.dropCommitted(o.committed)
+	o.buf.DropThrough(o.committed)
 	return nil
 }
 
@@ -224,10 +224,10 @@ func (o *MySQL) sorted(group []*chunk) []tuple {
 	arena := o.tupBuf[:0]
 	tups := o.tups[:0]
 	for _, c := range group {
-		for i := range c.rows {
+		for i := range c.Items {
 			start := len(arena)
-			arena = o.lay.appendSortKey(arena, &c.rows[i])
-			tups = append(tups, tuple{r: &c.rows[i], start: start, end: len(arena)})
+			arena = o.lay.appendSortKey(arena, &c.Items[i])
+			tups = append(tups, tuple{r: &c.Items[i], start: start, end: len(arena)})
 		}
 	}
 	slices.SortFunc(tups, func(a, b tuple) int {
