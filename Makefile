@@ -21,21 +21,25 @@ run: build
 deps:
 	./scripts/deps.sh
 
-## test: the whole suite (unit, corpus, integration, end to end). A MariaDB of
-## its own (scripts/mariadb.sh) runs on loopback for the MySQL tests and is
-## stopped afterwards, also when a test fails (unless it ran before); so does
-## a RabbitMQ broker of its own (scripts/rabbitmq.sh) for the AMQP tests. Under
-## CI=true both must start. Packages run one at a time (-p 1): the end-to-end
+## test: the whole suite (unit, corpus, integration, end to end). The servers
+## the integration tests need run on loopback, each of its own, started by
+## its script (scripts/<server>.sh: MariaDB for outputs.mysql, RabbitMQ for
+## the AMQP plugins, InfluxDB 1.8.10 (built once and cached) and
+## VictoriaMetrics for outputs.influxdb) and stopped afterwards by pid, also
+## when a test fails; a server that ran before is left running. Under CI=true
+## every one must start. Packages run one at a time (-p 1): the end-to-end
 ## tests push UDP over loopback and count every flow, and two of them side by
 ## side on a 2-core machine would starve each other into socket drops.
+SERVERS = mariadb rabbitmq influxdb victoriametrics
 test: lint deps
-	@ran=$$(./scripts/mariadb.sh status >/dev/null 2>&1 && echo yes); \
-	rmq=$$(./scripts/rabbitmq.sh status >/dev/null 2>&1 && echo yes); \
-	./scripts/mariadb.sh start || [ "$$CI" != true ] || exit 1; \
-	./scripts/rabbitmq.sh start || [ "$$CI" != true ] || { [ -n "$$ran" ] || ./scripts/mariadb.sh stop; exit 1; }; \
-	$(GO) test -p 1 -count=1 -timeout 45m ./...; rc=$$?; \
-	[ -n "$$rmq" ] || ./scripts/rabbitmq.sh stop; \
-	[ -n "$$ran" ] || ./scripts/mariadb.sh stop; exit $$rc
+	@started=; rc=0; \
+	for s in $(SERVERS); do \
+		./scripts/$$s.sh status >/dev/null 2>&1 && continue; \
+		if ./scripts/$$s.sh start; then started="$$started $$s"; \
+		elif [ "$$CI" = true ]; then echo "make test: $$s did not start" >&2; rc=1; break; fi; \
+	done; \
+	[ $$rc -ne 0 ] || { $(GO) test -p 1 -count=1 -timeout 45m ./...; rc=$$?; }; \
+	for s in $$started; do ./scripts/$$s.sh stop; done; exit $$rc
 
 ## test-short: the quick loop (skips integration and end-to-end tests).
 test-short:

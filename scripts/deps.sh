@@ -5,7 +5,9 @@
 # nginx with its stream module (the UDP load balancer of examples/cluster),
 # jq (the example scripts sum JSON lines with it), rabbitmq-server
 # (scripts/rabbitmq.sh runs a broker of its own for the AMQP tests) and
-# python3-pika (the pmacct-style AMQP consumer of tests/amqp).
+# python3-pika (the pmacct-style AMQP consumer of tests/amqp) and
+# victoria-metrics (scripts/victoriametrics.sh runs one of its own for
+# outputs.influxdb; InfluxDB itself is built by scripts/influxdb.sh).
 # Runs as root (CI and the development machines are root); otherwise it
 # says what to install and leaves it to the user.
 set -euo pipefail
@@ -18,6 +20,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light
 command -v jq >/dev/null 2>&1 || need+=(jq)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 /usr/bin/python3 -c 'import pika' >/dev/null 2>&1 || need+=(python3-pika)
+[ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
