@@ -3,6 +3,8 @@
 //	flowline run [--config FILE]       run the pipeline (default: the embedded configs/flowline.toml)
 //	flowline config                    print the full sample configuration
 //	flowline config check FILE         validate a configuration without running it
+//	                                   (external plugins are started and check their config)
+//	flowline config --plugin PATH      print the sample config of an external plugin program
 //	flowline version                   print the version
 //
 // Further subcommands (query, top, stats, compact) live in files of their
@@ -25,6 +27,7 @@ import (
 	"github.com/flowline/flowline/core/config"
 	"github.com/flowline/flowline/core/engine"
 	"github.com/flowline/flowline/core/metrics"
+	"github.com/flowline/flowline/core/pluginrpc"
 	_ "github.com/flowline/flowline/plugins/all"
 )
 
@@ -41,7 +44,7 @@ type command struct {
 // commands holds the subcommands; files add theirs from init().
 var commands = map[string]command{
 	"run":     {"run [--config FILE]      run the collector (without --config: the embedded default)", func(a []string, _, e io.Writer) int { return cmdRun(a, e) }},
-	"config":  {"config [check FILE]      print the full sample configuration, or check FILE and exit", cmdConfig},
+	"config":  {"config [check FILE | --plugin PATH]  print the sample configuration, check FILE, or print a plugin's sample", cmdConfig},
 	"version": {"version                  print the version", func(_ []string, o, _ io.Writer) int { fmt.Fprintln(o, "flowline", version); return 0 }},
 }
 
@@ -77,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if c, ok := commands[args[0]]; ok {
+		// No external plugin process outlives the command.
+		defer pluginrpc.CleanupClients()
 		return c.run(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "flowline: unknown command %q\n\n%s", args[0], usage())
@@ -108,7 +113,17 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: ok (%d inputs, %d processors, %d outputs)\n", args[1], len(cfg.Inputs), len(cfg.Processors), len(cfg.Outputs))
 		return 0
 	}
-	fmt.Fprint(stderr, "usage: flowline config | flowline config check FILE\n")
+	if args[0] == "--plugin" && len(args) == 2 {
+		info, err := pluginrpc.Sample(context.Background(), args[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "flowline:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "## %s: plugin %q (%s, SDK %s)\n", args[1], info.Name, info.Kind, info.SdkVersion)
+		fmt.Fprint(stdout, info.Sample)
+		return 0
+	}
+	fmt.Fprint(stderr, "usage: flowline config | flowline config check FILE | flowline config --plugin PATH\n")
 	return 2
 }
 

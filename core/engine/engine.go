@@ -281,6 +281,10 @@ func (e *Engine) Run(ctx context.Context, force <-chan struct{}) error {
 			}
 		}(in)
 	}
+	// Inputs that come to an end (a replay, an external plugin whose stream
+	// is done) end the run once all of them have.
+	allInputsDone := make(chan struct{})
+	go func() { inputs.Wait(); close(allInputsDone) }()
 	e.ready.Store(true)
 	e.log.Info("pipeline running", "inputs", len(e.inputs), "processors", len(e.processors),
 		"outputs", len(e.packetOutputs)+len(e.recordOutputs))
@@ -290,6 +294,13 @@ func (e *Engine) Run(ctx context.Context, force <-chan struct{}) error {
 	case <-ctx.Done():
 	case runErr = <-inputErr:
 		e.log.Error("input failed; shutting down", "err", runErr)
+	case <-allInputsDone:
+		select {
+		case runErr = <-inputErr:
+			e.log.Error("input failed; shutting down", "err", runErr)
+		default:
+			e.log.Info("every input finished; shutting down")
+		}
 	}
 	e.ready.Store(false)
 	return errors.Join(runErr, e.shutdown(stopInputs, &inputs, &stages, force, cancelRun))

@@ -3,13 +3,16 @@
 package all
 
 import (
+	_ "github.com/flowline/flowline/plugins/inputs/external"
 	_ "github.com/flowline/flowline/plugins/inputs/netflow"
 	_ "github.com/flowline/flowline/plugins/inputs/replica"
 	_ "github.com/flowline/flowline/plugins/outputs/duckdb"
+	_ "github.com/flowline/flowline/plugins/outputs/external"
 	_ "github.com/flowline/flowline/plugins/outputs/mysql"
 	_ "github.com/flowline/flowline/plugins/outputs/print"
 	_ "github.com/flowline/flowline/plugins/outputs/tee"
 	_ "github.com/flowline/flowline/plugins/processors/aggregate"
+	_ "github.com/flowline/flowline/plugins/processors/external"
 	_ "github.com/flowline/flowline/plugins/processors/sampling"
 	_ "github.com/flowline/flowline/plugins/processors/templates"
 )
