@@ -1,5 +1,7 @@
-// Package pmacct holds the value forms pmacct's outputs use that more than
-// one Flowline output writes: the names of IP protocols.
+// Package pmacct holds what Flowline knows of pmacct's output forms and
+// shares between plugins: the names of IP protocols, the JSON and CSV lines
+// of the print plugin (which the amqp plugin publishes too), and the reading
+// of those JSON lines back into records (inputs.amqp).
 package pmacct
 
 import "strconv"

@@ -2,85 +2,9 @@ package print
 
 import (
 	"errors"
-	"net/netip"
 	"strconv"
 	"time"
 )
-
-// appendAddr appends an address; an absent one prints as 0.0.0.0, as nfacctd
-// prints a selected but unset address.
-func appendAddr(b []byte, a netip.Addr) []byte {
-	if !a.IsValid() {
-		return append(b, "0.0.0.0"...)
-	}
-	return a.Unmap().AppendTo(b)
-}
-
-// network masks a to bits (net_src / net_dst). The aggregate processor
-// already stores the network for src_net/dst_net; masking again is harmless
-// and makes unaggregated records print the right network. A zero mask leaves
-// the address as it is.
-func network(a netip.Addr, bits uint8) netip.Addr {
-	if !a.IsValid() || bits == 0 {
-		return a
-	}
-	pfx, err := a.Prefix(int(bits))
-	if err != nil {
-		return a
-	}
-	return pfx.Addr()
-}
-
-// stampCache keeps the formatted "YYYY-MM-DD HH:MM:SS" of one second: a batch
-// of aggregates shares one or two stamps, so formatting happens rarely.
-type stampCache struct {
-	ok  bool
-	sec int64
-	b   [19]byte
-}
-
-const stampLayout = "2006-01-02 15:04:05"
-
-// appendStamp appends a Unix-nanosecond stamp as "YYYY-MM-DD HH:MM:SS" in the
-// configured zone.
-func (p *Print) appendStamp(b []byte, ns int64) []byte {
-	sec := ns / 1e9
-	if ns < 0 && ns%1e9 != 0 {
-		sec--
-	}
-	for i := range p.stamps {
-		if c := &p.stamps[i]; c.ok && c.sec == sec {
-			return append(b, c.b[:]...)
-		}
-	}
-	c := &p.stamps[p.next]
-	p.next = (p.next + 1) % len(p.stamps)
-	out := time.Unix(sec, 0).In(p.loc).AppendFormat(c.b[:0], stampLayout)
-	if len(out) != len(c.b) { // years beyond 9999 or before 0: do not cache
-		c.ok = false
-		return append(b, out...)
-	}
-	c.ok, c.sec = true, sec
-	return append(b, c.b[:]...)
-}
-
-// appendMicro appends "YYYY-MM-DD HH:MM:SS.uuuuuu" (timestamp_start, _end,
-// _arrival, as nfacctd prints them without timestamps_secs).
-func (p *Print) appendMicro(b []byte, ns int64) []byte {
-	b = p.appendStamp(b, ns)
-	frac := ns % 1e9
-	if frac < 0 {
-		frac += 1e9
-	}
-	us := frac / 1000
-	b = append(b, '.')
-	var d [6]byte
-	for i := 5; i >= 0; i-- {
-		d[i] = byte('0' + us%10)
-		us /= 10
-	}
-	return append(b, d[:]...)
-}
 
 // checkName rejects a file name whose % directives Flowline does not expand.
 func checkName(name string) error {
