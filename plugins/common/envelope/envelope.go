@@ -8,7 +8,8 @@
 //	offset size field
 //	0      2    magic 0xF10E (never a NetFlow/IPFIX version number)
 //	2      1    envelope version (1)
-//	3      1    type: 1 packet, 2 templates, 3 probe, 4 probe reply
+//	3      1    type: 1 packet, 2 templates, 3 probe, 4 probe reply;
+//	            high bit (FlagAuth): the last TagLen bytes are an HMAC tag
 //	4      1    exporter address family: 4, 6, or 0 (no exporter)
 //	5      1    header length in bytes (16, 20 or 32): the payload starts there
 //	6      2    exporter UDP source port
@@ -22,6 +23,10 @@
 // names its exporter, so the header carries none. Types 3 and 4 are the
 // liveness probe of the tee and the collector's answer; their payload is
 // opaque and echoed.
+//
+// With a shared secret the type byte has FlagAuth set and the datagram ends
+// with a tag over everything before it (see auth.go); the payload stops
+// before the tag.
 //
 // A datagram that does not start with the magic is not an envelope; the
 // replica input treats a plain NetFlow v5/v9/IPFIX datagram as coming from
@@ -89,6 +94,9 @@ type Header struct {
 	Exporter netip.AddrPort
 	// Received is when the replicator received the datagram, Unix nanoseconds.
 	Received int64
+	// Authenticated says the envelope carries a tag (FlagAuth); whether the
+	// tag is right is Signer.Verify's business.
+	Authenticated bool
 }
 
 // HeaderLen is the header length for an exporter address.
@@ -152,7 +160,12 @@ func Parse(data []byte) (Header, []byte, error) {
 	if data[2] != Version {
 		return h, nil, fmt.Errorf("%w: envelope version %d, this build reads version %d", ErrMalformed, data[2], Version)
 	}
-	h.Type = Type(data[3])
+	h.Type = Type(data[3] &^ FlagAuth)
+	h.Authenticated = data[3]&FlagAuth != 0
+	end := len(data)
+	if h.Authenticated {
+		end -= TagLen
+	}
 	if h.Type < TypePacket || h.Type > TypeProbeReply {
 		return h, nil, fmt.Errorf("%w: unknown type %d", ErrMalformed, data[3])
 	}
@@ -167,7 +180,7 @@ func Parse(data []byte) (Header, []byte, error) {
 	default:
 		return h, nil, fmt.Errorf("%w: address family %d", ErrMalformed, fam)
 	}
-	if hl < want || hl > len(data) {
+	if hl < want || hl > end {
 		return h, nil, fmt.Errorf("%w: header length %d (want %d, datagram %d bytes)", ErrMalformed, hl, want, len(data))
 	}
 	port := binary.BigEndian.Uint16(data[6:])
@@ -181,5 +194,5 @@ func Parse(data []byte) (Header, []byte, error) {
 	if h.Type == TypePacket && fam == 0 {
 		return h, nil, fmt.Errorf("%w: packet envelope without an exporter", ErrMalformed)
 	}
-	return h, data[hl:], nil
+	return h, data[hl:end], nil
 }

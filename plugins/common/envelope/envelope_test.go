@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -222,3 +223,41 @@ func TestScanDoesNotAllocate(t *testing.T) {
 }
 
 func templatesOnly(_ uint16, template bool) bool { return template }
+
+// TestSealVerify: a sealed envelope parses as before (payload without the
+// tag) and verifies within the window; a changed byte, another secret, an
+// unsealed envelope and an old one do not.
+func TestSealVerify(t *testing.T) {
+	s := NewSigner("a-secret-of-16-bytes+")
+	now := time.Now().UnixNano()
+	exp := netip.MustParseAddrPort("192.0.2.7:2055")
+	dg := s.Seal(append(AppendHeader(nil, TypePacket, exp, now), 0, 9, 1, 2))
+	h, payload, err := Parse(dg)
+	if err != nil || !h.Authenticated || h.Type != TypePacket || h.Exporter != exp || string(payload) != "\x00\x09\x01\x02" {
+		t.Fatalf("parse %+v %x %v", h, payload, err)
+	}
+	if err := s.Verify(dg, now+int64(time.Second), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Verify(dg, now+int64(2*time.Minute), time.Minute); err == nil || !strings.Contains(err.Error(), "window") {
+		t.Fatalf("an envelope two minutes old: %v", err)
+	}
+	bad := append([]byte(nil), dg...)
+	bad[17]++ // another exporter address
+	if err := s.Verify(bad, now, time.Minute); err == nil {
+		t.Fatal("a changed exporter verified")
+	}
+	if err := NewSigner("another-secret-of-16").Verify(dg, now, time.Minute); err == nil {
+		t.Fatal("another secret verified")
+	}
+	plain := append(AppendHeader(nil, TypePacket, exp, now), 0, 9, 1, 2)
+	if err := s.Verify(plain, now, time.Minute); err == nil {
+		t.Fatal("an unsealed envelope verified")
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		buf := make([]byte, 0, 64)
+		_ = s.Verify(s.Seal(append(AppendHeader(buf, TypeProbe, netip.AddrPort{}, now), 1)), now, time.Minute)
+	}); n > 1 {
+		t.Errorf("%.0f allocations per seal and verify", n)
+	}
+}

@@ -18,7 +18,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/core/ratelog"
 )
 
 // MaxDatagram is the largest UDP payload.
@@ -35,9 +38,16 @@ type Listener struct {
 	ReadBuffer    int
 	BatchPackets  int
 	FlushInterval time.Duration
+	// Allow, when not empty, lists the senders (by source address) whose
+	// datagrams are read; others are dropped before anything looks at
+	// them and counted in Denied.
+	Allow Prefixes
 	// Input names the packets (Packet.Input).
 	Input string
 	Log   *slog.Logger
+
+	denied    prometheus.Counter
+	deniedLog *ratelog.Limiter
 
 	mu    sync.Mutex
 	conns []*net.UDPConn
@@ -58,6 +68,55 @@ func (l *Listener) Validate() error {
 		return errors.New("flush_interval must be positive")
 	}
 	return nil
+}
+
+// Prefixes is a list of address prefixes that admits addresses by source
+// (an allow list, a pool's exporters). An empty list admits every address.
+type Prefixes []netip.Prefix
+
+// Admits reports whether a is in one of the prefixes, or the list is empty.
+func (ps Prefixes) Admits(a netip.Addr) bool {
+	if len(ps) == 0 {
+		return true
+	}
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParsePrefixes reads the list of config key: prefixes ("192.0.2.0/24",
+// "2001:db8::/32") or single addresses; IPv4-mapped ones become IPv4.
+func ParsePrefixes(key string, list []string) (Prefixes, error) {
+	var out Prefixes
+	for _, s := range list {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%s: %q is neither an address nor a prefix (192.0.2.0/24, 2001:db8::/32)", key, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// Register registers the listener's metrics (datagrams denied by Allow)
+// and prepares its log; inputs call it from Init.
+func (l *Listener) Register(reg prometheus.Registerer) error {
+	l.denied = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "input", Name: "denied_packets_total",
+		Help: "Datagrams from senders not in the input's allow list, dropped unread."})
+	if l.Log != nil {
+		l.deniedLog = ratelog.New(l.Log, 10*time.Second)
+	}
+	return reg.Register(l.denied)
 }
 
 // Listen opens the sockets. Run calls it; tests call it first to learn the
@@ -226,10 +285,20 @@ func (l *Listener) read(c *net.UDPConn, emit func(*core.Batch) bool, handle Hand
 			}
 			return fmt.Errorf("read: %w", err)
 		}
+		src := from.Addr().Unmap()
+		if !l.Allow.Admits(src) {
+			if l.denied != nil {
+				l.denied.Inc()
+			}
+			if l.deniedLog != nil {
+				l.deniedLog.Log(slog.LevelWarn, "datagram from a sender not in allow dropped", "input", l.Input, "from", src.String())
+			}
+			continue
+		}
 		now := time.Now()
 		pkt := core.Packet{
 			Data:     buf[:size:size],
-			Exporter: netip.AddrPortFrom(from.Addr().Unmap(), from.Port()),
+			Exporter: netip.AddrPortFrom(src, from.Port()),
 			Received: now.UnixNano(),
 			Input:    l.Input,
 		}

@@ -42,19 +42,35 @@ type NetFlow struct {
 	ReadBuffer    core.Size     `toml:"read_buffer"`
 	BatchPackets  int           `toml:"batch_packets"`
 	FlushInterval core.Duration `toml:"flush_interval"`
+	// Allow lists the exporters (prefixes or addresses) whose datagrams
+	// are read; empty reads every sender (pmacct's nfacctd_allow_file).
+	Allow []string `toml:"allow"`
 
-	udp udpin.Listener
+	allow udpin.Prefixes
+	udp   udpin.Listener
 }
 
 var (
 	_ core.Input       = (*NetFlow)(nil)
 	_ core.Listener    = (*NetFlow)(nil)
 	_ core.Initializer = (*NetFlow)(nil)
+	_ core.Validator   = (*NetFlow)(nil)
 )
 
-// Init validates the configuration.
+// Validate checks the allow list (also for `flowline config check`).
+func (n *NetFlow) Validate() error {
+	var err error
+	n.allow, err = udpin.ParsePrefixes("allow", n.Allow)
+	return err
+}
+
+// Init validates the configuration and registers the input's metrics.
 func (n *NetFlow) Init(env *core.Env) error {
+	if err := n.Validate(); err != nil {
+		return err
+	}
 	n.udp = udpin.Listener{
+		Allow:         n.allow,
 		Address:       n.Address,
 		Sockets:       n.Sockets,
 		ReadBuffer:    int(n.ReadBuffer),
@@ -62,7 +78,13 @@ func (n *NetFlow) Init(env *core.Env) error {
 		FlushInterval: time.Duration(n.FlushInterval),
 	}
 	n.udp.Input, n.udp.Log = env.Name, env.Logger
-	return n.udp.Validate()
+	if err := n.udp.Validate(); err != nil {
+		return err
+	}
+	if len(n.allow) == 0 {
+		env.Logger.Info("no allow list: every sender that reaches the address may inject flows and templates", "address", n.Address)
+	}
+	return n.udp.Register(env.Metrics)
 }
 
 // Listen opens the sockets. Start calls it; tests call it first to learn the

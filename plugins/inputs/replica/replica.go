@@ -51,6 +51,7 @@ func init() {
 			ReadBuffer:    32 << 20,
 			BatchPackets:  256,
 			FlushInterval: core.Duration(100 * time.Millisecond),
+			ReplayWindow:  core.Duration(time.Minute),
 		}
 	})
 }
@@ -62,12 +63,23 @@ type Replica struct {
 	ReadBuffer    core.Size     `toml:"read_buffer"`
 	BatchPackets  int           `toml:"batch_packets"`
 	FlushInterval core.Duration `toml:"flush_interval"`
+	// Allow lists the senders (prefixes or addresses) whose datagrams are
+	// read; empty reads every sender.
+	Allow []string `toml:"allow"`
+	// Secret, when set, is the key envelopes must be authenticated with
+	// (shared with outputs.tee and processors.templates share_secret).
+	Secret string `toml:"secret"`
+	// ReplayWindow is how far an authenticated envelope's time may be from
+	// this clock.
+	ReplayWindow core.Duration `toml:"replay_window"`
 
-	udp udpin.Listener
-	log *slog.Logger
-	bad *ratelog.Limiter
-	m   struct {
-		enveloped, plain, templates, probes, junk prometheus.Counter
+	allow   udpin.Prefixes
+	signers sync.Pool // *envelope.Signer, one per reading goroutine at a time
+	udp     udpin.Listener
+	log     *slog.Logger
+	bad     *ratelog.Limiter
+	m       struct {
+		enveloped, plain, templates, probes, junk, unauthenticated prometheus.Counter
 	}
 }
 
@@ -75,12 +87,36 @@ var (
 	_ core.Input       = (*Replica)(nil)
 	_ core.Listener    = (*Replica)(nil)
 	_ core.Initializer = (*Replica)(nil)
+	_ core.Validator   = (*Replica)(nil)
 )
+
+// Validate checks the allow list and the secret (also for `flowline config
+// check`).
+func (r *Replica) Validate() error {
+	var err error
+	if r.allow, err = udpin.ParsePrefixes("allow", r.Allow); err != nil {
+		return err
+	}
+	if err := envelope.CheckSecret(r.Secret); err != nil {
+		return err
+	}
+	if r.ReplayWindow == 0 {
+		r.ReplayWindow = core.Duration(time.Minute)
+	}
+	if r.ReplayWindow < core.Duration(time.Second) {
+		return fmt.Errorf("replay_window = %s: at least 1s", r.ReplayWindow)
+	}
+	return nil
+}
 
 // Init validates the configuration and registers the metrics.
 func (r *Replica) Init(env *core.Env) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
 	r.log = env.Logger
 	r.udp = udpin.Listener{
+		Allow:         r.allow,
 		Address:       r.Address,
 		Sockets:       r.Sockets,
 		ReadBuffer:    int(r.ReadBuffer),
@@ -101,12 +137,38 @@ func (r *Replica) Init(env *core.Env) error {
 	r.m.templates = c("shared_templates_total", "Templates received from the tee or from peers.")
 	r.m.probes = c("probes_answered_total", "Liveness probes from a tee answered.")
 	r.m.junk = c("junk_total", "Datagrams that were neither an envelope nor NetFlow/IPFIX (skipped).")
-	for _, m := range []prometheus.Collector{r.m.enveloped, r.m.plain, r.m.templates, r.m.probes, r.m.junk} {
+	r.m.unauthenticated = c("unauthenticated_total", "Envelopes (packets, templates, probes) without a valid tag or outside replay_window, dropped.")
+	for _, m := range []prometheus.Collector{r.m.enveloped, r.m.plain, r.m.templates, r.m.probes, r.m.junk, r.m.unauthenticated} {
 		if err := env.Metrics.Register(m); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
 	}
+	if err := r.udp.Register(env.Metrics); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	if r.Secret == "" {
+		r.log.Warn("no secret: this input trusts its network; anyone who reaches it can send envelopes that claim any exporter's address and replace its templates (set secret = \"${FLOWLINE_REPLICA_SECRET}\" here and in the tee)",
+			"address", r.Address, "allow", r.Allow)
+	} else {
+		r.signers.New = func() any { return envelope.NewSigner(r.Secret) }
+	}
 	return nil
+}
+
+// authentic checks an envelope's tag and time when a secret is set.
+func (r *Replica) authentic(data []byte, from netip.AddrPort, now int64) bool {
+	if r.Secret == "" {
+		return true
+	}
+	s := r.signers.Get().(*envelope.Signer)
+	err := s.Verify(data, now, time.Duration(r.ReplayWindow))
+	r.signers.Put(s)
+	if err != nil {
+		r.m.unauthenticated.Inc()
+		r.bad.Log(slog.LevelWarn, "unauthenticated envelope dropped", "from", from.String(), "err", err)
+		return false
+	}
+	return true
 }
 
 // Listen opens the sockets. Start calls it; tests call it first to learn the
@@ -121,6 +183,7 @@ func (r *Replica) Start(ctx context.Context, emit func(*core.Batch) bool) error 
 	// Sockets are read by goroutines of their own: they share the reply buffer.
 	var mu sync.Mutex
 	reply := make([]byte, 0, 512)
+	replySigner := envelope.NewSigner(r.Secret) // used under mu
 	return r.udp.Run(ctx, emit, func(rd *udpin.Reader, pkt *core.Packet) bool {
 		data, from := pkt.Data, pkt.Exporter
 		switch {
@@ -131,11 +194,17 @@ func (r *Replica) Start(ctx context.Context, emit func(*core.Batch) bool) error 
 				r.bad.Log(slog.LevelWarn, "bad envelope skipped", "from", from.String(), "err", err)
 				return false
 			}
+			if !r.authentic(data, from, pkt.Received) {
+				return false
+			}
 			switch h.Type {
 			case envelope.TypeProbe:
 				mu.Lock()
 				reply = envelope.AppendHeader(reply[:0], envelope.TypeProbeReply, netip.AddrPort{}, pkt.Received)
 				reply = append(reply, payload[:min(len(payload), 256)]...)
+				if r.Secret != "" {
+					reply = replySigner.Seal(reply)
+				}
 				_, _ = rd.Conn.WriteToUDPAddrPort(reply, from)
 				mu.Unlock()
 				r.m.probes.Inc()

@@ -45,6 +45,7 @@ import (
 	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
 	"github.com/flowline/flowline/plugins/common/envelope"
+	"github.com/flowline/flowline/plugins/common/udpin"
 )
 
 //go:embed sample.toml
@@ -80,7 +81,11 @@ type Tee struct {
 	ProbeTimeout  core.Duration `toml:"probe_timeout"`
 	// WriteBuffer is the socket send buffer of each receiver's socket.
 	WriteBuffer core.Size `toml:"write_buffer"`
-	Pools       []Pool    `toml:"pool"`
+	// Secret, when set, authenticates every envelope (packets, templates,
+	// probes) with an HMAC tag that inputs.replica checks; probe answers
+	// must carry it too. Give it as "${FLOWLINE_REPLICA_SECRET}".
+	Secret string `toml:"secret"`
+	Pools  []Pool `toml:"pool"`
 
 	log    *slog.Logger
 	errLog *ratelog.Limiter
@@ -93,9 +98,10 @@ type Tee struct {
 	}
 
 	// Hot-path scratch, owned by the Write goroutine.
-	wire  []byte // the datagram as sent to the picked receiver
-	extra []byte // the template (and options) part, for the others
-	cache map[cacheKey]*exporterCache
+	signer *envelope.Signer // nil without a secret
+	wire   []byte           // the datagram as sent to the picked receiver
+	extra  []byte           // the template (and options) part, for the others
+	cache  map[cacheKey]*exporterCache
 
 	stop   context.CancelFunc
 	probes sync.WaitGroup
@@ -115,7 +121,7 @@ type pool struct {
 	id        int
 	balance   string
 	receivers []*receiver
-	filter    []netip.Prefix
+	filter    udpin.Prefixes
 	next      uint64
 }
 
@@ -159,6 +165,12 @@ func (t *Tee) Init(env *core.Env) error {
 	if len(t.Pools) == 0 {
 		return errors.New("no receivers: add an [[outputs.tee.pool]] with receivers")
 	}
+	if err := envelope.CheckSecret(t.Secret); err != nil {
+		return err
+	}
+	if t.Secret != "" {
+		t.signer = envelope.NewSigner(t.Secret)
+	}
 	reg := env.Metrics
 	labels := []string{"pool", "receiver"}
 	vec := func(name, help string) *prometheus.CounterVec {
@@ -198,17 +210,11 @@ func (t *Tee) Init(env *core.Env) error {
 		if len(pc.Receivers) == 0 {
 			return fmt.Errorf("pool %d: no receivers", pc.ID)
 		}
-		for _, e := range pc.Exporters {
-			pfx, err := netip.ParsePrefix(e)
-			if err != nil {
-				a, aerr := netip.ParseAddr(e)
-				if aerr != nil {
-					return fmt.Errorf("pool %d: exporter %q is neither an address nor a prefix: %w", pc.ID, e, err)
-				}
-				pfx = netip.PrefixFrom(a, a.BitLen())
-			}
-			p.filter = append(p.filter, pfx.Masked())
+		filter, err := udpin.ParsePrefixes("exporters", pc.Exporters)
+		if err != nil {
+			return fmt.Errorf("pool %d: %w", pc.ID, err)
 		}
+		p.filter = filter
 		for _, rs := range pc.Receivers {
 			host, port, err := net.SplitHostPort(rs)
 			if err != nil || host == "" {
@@ -322,12 +328,19 @@ func (t *Tee) Close(context.Context) error {
 // the receiver out of the rotation after probe_timeout without an answer or
 // at once on ICMP port unreachable, and puts it back at its first answer.
 func (t *Tee) probe(ctx context.Context, r *receiver) {
-	buf := make([]byte, 256)
+	buf := make([]byte, 512)
 	msg := make([]byte, 0, 64)
 	interval := time.Duration(t.ProbeInterval)
 	timeout := time.Duration(t.ProbeTimeout)
+	var signer *envelope.Signer
+	if t.Secret != "" {
+		signer = envelope.NewSigner(t.Secret)
+	}
 	for ctx.Err() == nil {
 		msg = envelope.AppendHeader(msg[:0], envelope.TypeProbe, netip.AddrPort{}, time.Now().UnixNano())
+		if signer != nil {
+			msg = signer.Seal(msg)
+		}
 		if _, err := r.conn.Write(msg); err != nil && errors.Is(err, syscall.ECONNREFUSED) {
 			t.markDown(r, "port unreachable")
 		}
@@ -351,6 +364,10 @@ func (t *Tee) probe(ctx context.Context, r *receiver) {
 			}
 			h, _, err := envelope.Parse(buf[:n])
 			if err != nil || h.Type != envelope.TypeProbeReply {
+				continue
+			}
+			if signer != nil && signer.Verify(buf[:n], time.Now().UnixNano(), timeout) != nil {
+				t.errLog.Log(slog.LevelWarn, "probe answer without a valid tag ignored (is the receiver's secret the same?)", "receiver", r.name)
 				continue
 			}
 			r.last.Store(time.Now().UnixNano())
@@ -426,17 +443,7 @@ func (t *Tee) forward(p *core.Packet) {
 // receiver, like templates.
 const kindOptions envelope.Kind = 1 << 7
 
-func (pl *pool) takes(a netip.Addr) bool {
-	if len(pl.filter) == 0 {
-		return true
-	}
-	for _, f := range pl.filter {
-		if f.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (pl *pool) takes(a netip.Addr) bool { return pl.filter.Admits(a) }
 
 func (t *Tee) toPool(pl *pool, p *core.Packet, kind envelope.Kind) {
 	shared := kind&(envelope.KindTemplates|kindOptions) != 0
@@ -562,8 +569,16 @@ func (t *Tee) sendRaw(r *receiver, exp netip.AddrPort, received int64, payload [
 	if t.Transparent {
 		n, err = t.sendTransparent(r, exp, payload)
 	} else {
+		if received == 0 {
+			// Cached templates resent later carry the send time (the
+			// receiver checks an authenticated envelope's time).
+			received = time.Now().UnixNano()
+		}
 		w := envelope.AppendHeader(t.wire[:0], envelope.TypePacket, exp, received)
 		w = append(w, payload...)
+		if t.signer != nil {
+			w = t.signer.Seal(w)
+		}
 		t.wire = w[:0]
 		n, err = r.conn.Write(w)
 	}

@@ -26,12 +26,16 @@ type sharer struct {
 	names  []string         // as configured
 	to     []netip.AddrPort // resolved; invalid until the name resolves
 	conn   *net.UDPConn
+	secret string // "" for none
 	errLog *ratelog.Limiter
 	shared prometheus.Counter
 	errors prometheus.Counter
 }
 
-func newSharer(addrs []string, env *core.Env) (*sharer, error) {
+func newSharer(addrs []string, secret string, env *core.Env) (*sharer, error) {
+	if err := envelope.CheckSecret(secret); err != nil {
+		return nil, fmt.Errorf("share_%w", err)
+	}
 	s := &sharer{
 		shared: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "templates", Name: "shared_total",
 			Help: "Templates sent to share_to (one per destination)."}),
@@ -49,6 +53,7 @@ func newSharer(addrs []string, env *core.Env) (*sharer, error) {
 		s.names = append(s.names, a)
 		s.to = append(s.to, netip.AddrPort{})
 	}
+	s.secret = secret
 	conn, err := net.ListenUDP("udp", nil)
 	if err != nil {
 		return nil, fmt.Errorf("share_to: open socket: %w", err)
@@ -76,6 +81,13 @@ func (s *sharer) send(sets []netflow.TemplateSet) {
 		s.errors.Inc()
 		s.errLog.Log(slog.LevelWarn, "cannot share templates", "err", err)
 		return
+	}
+	if s.secret != "" {
+		// Sharing is rare and may run from two goroutines: a signer each time.
+		signer := envelope.NewSigner(s.secret)
+		for i, dg := range dgs {
+			dgs[i] = signer.Seal(dg)
+		}
 	}
 	for i, to := range s.to {
 		if !to.IsValid() {

@@ -65,6 +65,9 @@ type Templates struct {
 	// (pmacct's nfacctd_templates_receiver): the replicator's inputs.replica,
 	// which hands it to every collector, or peers' inputs.replica.
 	ShareTo []string `toml:"share_to"`
+	// ShareSecret authenticates the shared templates for the receivers'
+	// inputs.replica secret ("${FLOWLINE_REPLICA_SECRET}").
+	ShareSecret string `toml:"share_secret"`
 	// ShareInterval resends every known template to share_to this often, so
 	// that a peer that started later or lost a datagram catches up; "0s"
 	// shares changes only.
@@ -122,7 +125,7 @@ func (t *Templates) Init(env *core.Env) error {
 		if t.ShareInterval < 0 {
 			return fmt.Errorf("share_interval must not be negative")
 		}
-		sh, err := newSharer(t.ShareTo, env)
+		sh, err := newSharer(t.ShareTo, t.ShareSecret, env)
 		if err != nil {
 			return err
 		}
