@@ -46,6 +46,11 @@ const (
 	// by SrcMask), as the src_net primitive keys it; FieldDstNet likewise.
 	FieldSrcNet
 	FieldDstNet
+	// FieldTag and FieldTag2 are pmacct's tag and tag2: numbers a processor
+	// sets to classify a flow (a customer, a site), such as the example
+	// processor-netmap from a table of prefixes.
+	FieldTag
+	FieldTag2
 )
 
 // Flags carry processing state that is not a flow property.
@@ -103,6 +108,9 @@ type Record struct {
 	DstAS    uint32
 	InIface  uint32
 	OutIface uint32
+	// Tag and Tag2 are pmacct's tag and tag2 (set by processors).
+	Tag  uint32
+	Tag2 uint32
 
 	Packets uint64
 	Bytes   uint64

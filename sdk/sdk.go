@@ -46,6 +46,8 @@ package sdk
 
 import (
 	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/core/registry"
+	"github.com/flowline/flowline/plugins/common/pmacct"
 )
 
 // Version is the SDK's version, reported to Flowline at the handshake.
@@ -71,6 +73,53 @@ type (
 	Ticker      = core.Ticker
 )
 
+// The Record fields, for Record.Present (see core/record.go).
+const (
+	FieldSrcAddr      = core.FieldSrcAddr
+	FieldDstAddr      = core.FieldDstAddr
+	FieldNextHop      = core.FieldNextHop
+	FieldSrcPort      = core.FieldSrcPort
+	FieldDstPort      = core.FieldDstPort
+	FieldProto        = core.FieldProto
+	FieldTCPFlags     = core.FieldTCPFlags
+	FieldTOS          = core.FieldTOS
+	FieldSrcMask      = core.FieldSrcMask
+	FieldDstMask      = core.FieldDstMask
+	FieldSrcAS        = core.FieldSrcAS
+	FieldDstAS        = core.FieldDstAS
+	FieldInIface      = core.FieldInIface
+	FieldOutIface     = core.FieldOutIface
+	FieldPackets      = core.FieldPackets
+	FieldBytes        = core.FieldBytes
+	FieldFlows        = core.FieldFlows
+	FieldSamplingRate = core.FieldSamplingRate
+	FieldSamplerID    = core.FieldSamplerID
+	FieldStart        = core.FieldStart
+	FieldEnd          = core.FieldEnd
+	FieldSrcMAC       = core.FieldSrcMAC
+	FieldDstMAC       = core.FieldDstMAC
+	FieldVLAN         = core.FieldVLAN
+	FieldDirection    = core.FieldDirection
+	FieldStamps       = core.FieldStamps
+	FieldExporter     = core.FieldExporter
+	FieldSrcNet       = core.FieldSrcNet
+	FieldDstNet       = core.FieldDstNet
+	FieldTag          = core.FieldTag
+	FieldTag2         = core.FieldTag2
+)
+
+// Record flags.
+const (
+	// FlagOptions marks exporter metadata (an options data record), not a
+	// flow: outputs usually skip it.
+	FlagOptions = core.FlagOptions
+	// FlagRenormalized marks counters already multiplied by the sampling rate.
+	FlagRenormalized = core.FlagRenormalized
+)
+
+// Flags are a record's processing flags.
+type Flags = core.Flags
+
 // Permanent marks an error that retrying cannot fix: Flowline drops the
 // batch (counted) instead of retrying it.
 func Permanent(err error) error { return core.Permanent(err) }
@@ -83,3 +132,30 @@ type Plugin struct {
 	// `#` a commented default), printed by `flowline config --plugin PATH`.
 	Sample string
 }
+
+// JSONEncoder writes records as pmacct's JSON lines, with the keys and
+// values of outputs.print (and of pmacct's print and amqp plugins). Set Loc
+// for the zone of the stamps (nil: local time, pmacct's default).
+type JSONEncoder = pmacct.Encoder
+
+// RegisterOutput compiles an output plugin into Flowline in process: call it
+// from an init() in a package that the flowline binary imports (as
+// plugins/all does), and the plugin is [[outputs.NAME]] with no process.
+func RegisterOutput(p Plugin, factory func() Output) {
+	registry.Register(registry.Outputs, p.Name, p.Sample, func() any { return factory() })
+}
+
+// RegisterProcessor compiles a processor plugin into Flowline in process.
+func RegisterProcessor(p Plugin, factory func() Processor) {
+	registry.Register(registry.Processors, p.Name, p.Sample, func() any { return factory() })
+}
+
+// RegisterInput compiles an input plugin into Flowline in process.
+func RegisterInput(p Plugin, factory func() Input) {
+	registry.Register(registry.Inputs, p.Name, p.Sample, func() any { return factory() })
+}
+
+// NewBatch returns an empty batch from Flowline's pool, for inputs and
+// processors that build batches: emit hands it on (and with it its
+// ownership).
+func NewBatch() *Batch { return core.NewBatch() }

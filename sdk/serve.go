@@ -117,7 +117,9 @@ func (s *server) Init(_ context.Context, req *pb.InitRequest) (*pb.InitResponse,
 	return resp, nil
 }
 
-func notReady() error { return status.Error(codes.FailedPrecondition, "plugin not initialised: Init first") }
+func notReady() error {
+	return status.Error(codes.FailedPrecondition, "plugin not initialised: Init first")
+}
 
 // decode turns a wire batch into a pooled core.Batch.
 func decode(in *pb.Batch) (*core.Batch, error) {

@@ -44,6 +44,7 @@ func randomRecords(rng *rand.Rand, n int) []core.Record {
 		}
 		r.SrcMAC = [6]byte{1, 2, 3, 4, 5, byte(i)}
 		r.SrcAS, r.DstAS, r.InIface, r.OutIface = rng.Uint32(), rng.Uint32(), rng.Uint32(), rng.Uint32()
+		r.Tag, r.Tag2 = uint32(rng.IntN(10)), rng.Uint32()
 		r.Packets, r.Bytes, r.Flows = rng.Uint64(), rng.Uint64N(1<<40), 1
 		r.SamplingRate, r.SamplerID = uint32(rng.IntN(1000)), uint32(rng.IntN(3))
 		r.Start = 1_700_000_000_000_000_000 + rng.Int64N(1e12)

@@ -40,6 +40,8 @@ const (
 // stamp_updated and the counters are printed separately: their order differs
 // between JSON and CSV.
 var columns = []column{
+	{core.FieldTag, "tag", "TAG"},
+	{core.FieldTag2, "tag2", "TAG2"},
 	{core.FieldSrcMAC, "mac_src", "SRC_MAC"},
 	{core.FieldDstMAC, "mac_dst", "DST_MAC"},
 	{core.FieldVLAN, "vlan", "VLAN"},
@@ -190,6 +192,10 @@ func (e *Encoder) appendValue(b []byte, r *core.Record, f core.Field, quote bool
 		return q(appendMAC(q(b), &r.SrcMAC))
 	case core.FieldDstMAC:
 		return q(appendMAC(q(b), &r.DstMAC))
+	case core.FieldTag:
+		return strconv.AppendUint(b, uint64(r.Tag), 10)
+	case core.FieldTag2:
+		return strconv.AppendUint(b, uint64(r.Tag2), 10)
 	case core.FieldVLAN:
 		return strconv.AppendUint(b, uint64(r.VLAN), 10)
 	case core.FieldSrcAS:
