@@ -30,6 +30,15 @@ type WaitingInput interface {
 	WaitsForPipeline() bool
 }
 
+// AckingInput is implemented by inputs that acknowledge their source only
+// when a batch is done (core.Batch.OnDone) and whose source redelivers what
+// was not acknowledged (inputs.amqp). The engine warns when a processor that
+// absorbs records (an aggregate) stands between such an input and the
+// outputs: the acknowledgement then comes at absorption, not at commit.
+type AckingInput interface {
+	AcksWhenDone() bool
+}
+
 // Listener is implemented by inputs that bind sockets: the engine calls
 // Listen before it starts the inputs and says the pipeline runs, so that a
 // port in use fails the start and no datagram arrives before the socket exists.

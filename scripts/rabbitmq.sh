@@ -144,7 +144,8 @@ EOF
     echo $! >"$EPMD_PIDFILE"
   fi
   # rabbitmq-server execs erl: the pid of this background job is the node's.
-  "$RMQ_BIN/rabbitmq-server" </dev/null >"$DIR/log/console.log" 2>&1 &
+  # It runs in $DIR, where an erl_crash.dump would land.
+  (cd "$DIR" && exec "$RMQ_BIN/rabbitmq-server") </dev/null >"$DIR/log/console.log" 2>&1 &
   echo $! >"$PIDFILE"
   local deadline=$((SECONDS + 120))
   until ctl await_startup --timeout 5 >/dev/null 2>&1; do

@@ -104,7 +104,7 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 	if args[0] == "check" && len(args) == 2 {
 		cfg, err := config.Load(args[1])
 		if err == nil {
-			err = checkPlugins(cfg)
+			err = checkPlugins(cfg, stderr)
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "flowline:", err)
@@ -130,16 +130,24 @@ func cmdConfig(args []string, stdout, stderr io.Writer) int {
 // checkPlugins builds the pipeline, which runs every plugin's Init, against
 // a scratch data directory: a check must neither touch the running
 // collector's files (its store is locked while it runs) nor leave any behind.
-func checkPlugins(cfg *config.Config) error {
+// Warnings (a configuration that works but may surprise) go to warn.
+func checkPlugins(cfg *config.Config, warn io.Writer) error {
 	scratch, err := os.MkdirTemp("", "flowline-check")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(scratch)
 	cfg.Agent.DataDir = scratch
-	_, err = engine.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	return err
+	e, err := engine.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		return err
+	}
+	for _, w := range e.Warnings() {
+		fmt.Fprintln(warn, "flowline: warning:", w)
+	}
+	return nil
 }
+
 
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)

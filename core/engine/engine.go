@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,37 @@ type Engine struct {
 
 	packets chan *core.Batch
 	ready   atomic.Bool
+	// warnings are what `flowline config check` and the start-up log say
+	// about a configuration that works but may not do what its author meant.
+	warnings []string
+}
+
+// Warnings returns what the configuration does that its author may not
+// expect (also logged by New).
+func (e *Engine) Warnings() []string { return e.warnings }
+
+// checkAcks warns when an input that acknowledges its source at commit
+// feeds a processor that absorbs records (an aggregate): its messages are
+// then acknowledged when absorbed, and what the aggregate holds at a crash
+// is not redelivered.
+func (e *Engine) checkAcks() {
+	var absorbing []string
+	for _, p := range e.processors {
+		if _, ok := p.proc.(core.SchemaProvider); ok {
+			absorbing = append(absorbing, p.pc.DisplayName())
+		}
+	}
+	if len(absorbing) == 0 {
+		return
+	}
+	for _, in := range e.inputs {
+		if a, ok := in.in.(core.AckingInput); ok && a.AcksWhenDone() {
+			w := fmt.Sprintf("%s: inputs.%s acknowledges a message when processors.%s has absorbed its records, not when the outputs committed them: what the aggregate holds at a crash is not redelivered",
+				in.pc.Where(), in.pc.DisplayName(), strings.Join(absorbing, ", processors."))
+			e.warnings = append(e.warnings, w)
+			e.log.Warn(w)
+		}
+	}
 }
 
 // New builds the pipeline from a loaded configuration and initializes every
@@ -129,6 +161,7 @@ func New(cfg *config.Config, log *slog.Logger, reg *metrics.Registry) (*Engine, 
 			return nil, err
 		}
 	}
+	e.checkAcks()
 	return e, nil
 }
 

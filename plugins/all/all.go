@@ -3,9 +3,11 @@
 package all
 
 import (
+	_ "github.com/flowline/flowline/plugins/inputs/amqp"
 	_ "github.com/flowline/flowline/plugins/inputs/external"
 	_ "github.com/flowline/flowline/plugins/inputs/netflow"
 	_ "github.com/flowline/flowline/plugins/inputs/replica"
+	_ "github.com/flowline/flowline/plugins/outputs/amqp"
 	_ "github.com/flowline/flowline/plugins/outputs/duckdb"
 	_ "github.com/flowline/flowline/plugins/outputs/external"
 	_ "github.com/flowline/flowline/plugins/outputs/mysql"

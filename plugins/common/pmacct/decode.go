@@ -1,6 +1,7 @@
 package pmacct
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"time"
@@ -249,6 +250,9 @@ func (d *Decoder) addr(p *parser, a *netip.Addr, r *core.Record, f core.Field) e
 // (netip.ParseAddr takes a string; the conversion of a short IPv6 literal
 // is the only allocation).
 func parseAddr(s []byte) (netip.Addr, error) {
+	if bytes.IndexByte(s, ':') >= 0 {
+		return netip.ParseAddr(string(s))
+	}
 	var v4 [4]byte
 	n, part, digits := 0, 0, 0
 	for _, c := range s {
@@ -266,7 +270,7 @@ func parseAddr(s []byte) (netip.Addr, error) {
 			v4[n] = byte(part)
 			n, part, digits = n+1, 0, 0
 		default:
-			return netip.ParseAddr(string(s))
+			return netip.Addr{}, ErrBadValue
 		}
 	}
 	if n != 3 || digits == 0 {

@@ -178,6 +178,12 @@ func (e *Encoder) AppendCSV(b []byte, r *core.Record) []byte {
 	return append(b, '\n')
 }
 
+// AppendValue appends the value of field f of r as pmacct prints it in CSV
+// (unquoted): outputs.amqp fills routing key variables with it.
+func (e *Encoder) AppendValue(b []byte, r *core.Record, f core.Field) []byte {
+	return e.appendValue(b, r, f, false)
+}
+
 // appendValue appends one column's value; quote says whether strings are
 // JSON-quoted (none of the values needs escaping).
 func (e *Encoder) appendValue(b []byte, r *core.Record, f core.Field, quote bool) []byte {

@@ -95,14 +95,16 @@ type DuckDB struct {
 	log    *slog.Logger
 	http   core.HTTPMux
 
-	mu        sync.Mutex
-	store     *Store
-	sched     *lifecycle.Scheduler
-	apiPaths  []string
-	rows      prometheus.Counter
-	passes    prometheus.Counter
-	hotGauge  prometheus.Gauge
-	compGauge prometheus.Gauge
+	mu       sync.Mutex
+	store    *Store
+	sched    *lifecycle.Scheduler
+	apiPaths []string
+	rows     prometheus.Counter
+	// duplicates counts redelivered batches skipped (inputs.amqp).
+	duplicates prometheus.Counter
+	passes     prometheus.Counter
+	hotGauge   prometheus.Gauge
+	compGauge  prometheus.Gauge
 }
 
 // Validate checks the configuration (also for `flowline config check`).
@@ -172,7 +174,8 @@ func (d *DuckDB) Init(env *core.Env) error {
 	d.passes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "lifecycle_passes_total", Help: "Life-cycle passes run."})
 	d.hotGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "hot_bytes", Help: "Bytes of the DuckDB file in use (hot rows and bookkeeping)."})
 	d.compGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "compressed_bytes", Help: "Bytes of the archive files."})
-	for _, c := range []prometheus.Collector{d.rows, d.passes, d.hotGauge, d.compGauge} {
+	d.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "duplicate_batches_total", Help: "Redelivered batches skipped: their writer's sequence was stored before."})
+	for _, c := range []prometheus.Collector{d.rows, d.duplicates, d.passes, d.hotGauge, d.compGauge} {
 		if err := env.Metrics.Register(c); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
@@ -204,7 +207,9 @@ func (d *DuckDB) Connect(ctx context.Context) error {
 	return nil
 }
 
-// Write appends the batch's flow records in one transaction.
+// Write appends the batch's flow records in one transaction. A batch from a
+// source that redelivers (inputs.amqp) is skipped when its writer's
+// sequence was stored before (counted in duplicate_batches_total).
 func (d *DuckDB) Write(ctx context.Context, b *core.Batch) error {
 	d.mu.Lock()
 	s := d.store
@@ -212,7 +217,11 @@ func (d *DuckDB) Write(ctx context.Context, b *core.Batch) error {
 	if s == nil {
 		return errors.New("Write before Connect")
 	}
-	n, err := s.Write(ctx, b.Records)
+	n, err := s.WriteFrom(ctx, b.Records, b.Origin)
+	if errors.Is(err, ErrDuplicate) {
+		d.duplicates.Inc()
+		return nil
+	}
 	if err != nil {
 		return err
 	}

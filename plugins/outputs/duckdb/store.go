@@ -113,6 +113,10 @@ type Store struct {
 	app    *ddb.Appender
 	appTab *tableVersion
 	rw     rowWriter
+
+	// origins is flowline_origins in memory: the highest sequence stored
+	// per upstream writer (inputs.amqp's batches), for WriteFrom.
+	origins map[string]uint64
 }
 
 var duckMagic = []byte("DUCK")
@@ -285,6 +289,9 @@ func (s *Store) init(ctx context.Context) error {
 		return core.Permanent(fmt.Errorf("%s: flowline_meta.format = %q, want %q (a store of another Flowline version?): %v", s.opt.Path, format, storeFormat, err))
 	}
 	if err := s.load(ctx); err != nil {
+		return err
+	}
+	if err := s.loadOrigins(ctx); err != nil {
 		return err
 	}
 	if err := s.reconcile(); err != nil {
@@ -542,13 +549,68 @@ func (s *Store) current(ctx context.Context, mask core.Field) (*tableVersion, er
 	return t, nil
 }
 
+// loadOrigins reads flowline_origins (created here for stores that predate
+// it; a read-only store without it has none).
+func (s *Store) loadOrigins(ctx context.Context) error {
+	s.origins = map[string]uint64{}
+	if !s.opt.ReadOnly {
+		if _, err := s.exec(ctx, "CREATE TABLE IF NOT EXISTS flowline_origins (writer VARCHAR PRIMARY KEY, seq UBIGINT NOT NULL)"); err != nil {
+			return err
+		}
+	}
+	rows, err := s.conn.QueryContext(ctx, "SELECT writer, seq FROM flowline_origins")
+	if err != nil {
+		if s.opt.ReadOnly {
+			return nil
+		}
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var w string
+		var seq uint64
+		if err := rows.Scan(&w, &seq); err != nil {
+			return err
+		}
+		s.origins[w] = seq
+	}
+	return rows.Err()
+}
+
 // Write stores every flow record of recs in one transaction: all or none.
 func (s *Store) Write(ctx context.Context, recs []core.Record) (int, error) {
+	return s.WriteFrom(ctx, recs, core.Origin{})
+}
+
+// WriteFrom is Write for a batch from a source that can redeliver it: when
+// origin names a writer, a batch at or below the highest sequence stored for
+// it was stored already and is skipped (skipped = true), and the new highest
+// sequence is stored in the same transaction as the rows.
+func (s *Store) WriteFrom(ctx context.Context, recs []core.Record, origin core.Origin) (n int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
 		return 0, errors.New("store closed")
 	}
+	if origin.Writer == "" {
+		return s.write(ctx, recs, nil)
+	}
+	if last, ok := s.origins[origin.Writer]; ok && origin.Seq <= last {
+		return 0, ErrDuplicate
+	}
+	n, err = s.write(ctx, recs, &origin)
+	if err == nil {
+		s.origins[origin.Writer] = origin.Seq
+	}
+	return n, err
+}
+
+// ErrDuplicate says WriteFrom skipped a batch stored before.
+var ErrDuplicate = errors.New("batch stored before (redelivered)")
+
+// write appends the flow records of recs and, with an origin, moves its
+// writer's sequence, all in one transaction. Called with s.mu held.
+func (s *Store) write(ctx context.Context, recs []core.Record, origin *core.Origin) (int, error) {
 	first := -1
 	for i := range recs {
 		if recs[i].Flags&core.FlagOptions == 0 {
@@ -557,6 +619,10 @@ func (s *Store) Write(ctx context.Context, recs []core.Record) (int, error) {
 		}
 	}
 	if first < 0 {
+		if origin != nil {
+			_, err := s.exec(ctx, "INSERT OR REPLACE INTO flowline_origins VALUES ("+quote(origin.Writer)+", "+strconv.FormatUint(origin.Seq, 10)+")")
+			return 0, err
+		}
 		return 0, nil
 	}
 	mask := schemaOf(&recs[first])
@@ -584,7 +650,7 @@ func (s *Store) Write(ctx context.Context, recs []core.Record) (int, error) {
 	// The appender's flush appends everything it buffers in one transaction
 	// of its own, unless it flushed by itself on the way (at 204,800 rows):
 	// larger batches get an explicit transaction around it.
-	explicit := len(recs)-first >= appenderFlushRows
+	explicit := len(recs)-first >= appenderFlushRows || origin != nil
 	if explicit {
 		if _, err := s.exec(ctx, "BEGIN"); err != nil {
 			return 0, err
@@ -616,6 +682,11 @@ func (s *Store) Write(ctx context.Context, recs []core.Record) (int, error) {
 	}
 	if err := s.app.Flush(); err != nil {
 		return fail(fmt.Errorf("append: %w", err))
+	}
+	if origin != nil {
+		if _, err := s.exec(ctx, "INSERT OR REPLACE INTO flowline_origins VALUES ("+quote(origin.Writer)+", "+strconv.FormatUint(origin.Seq, 10)+")"); err != nil {
+			return fail(fmt.Errorf("origin: %w", err))
+		}
 	}
 	if explicit {
 		if _, err := s.exec(ctx, "COMMIT"); err != nil {

@@ -238,7 +238,15 @@ func writeFileAtomic(path string, data []byte) error {
 // Process decodes the batch's packets into a new batch of records. Malformed
 // datagrams are counted, logged (rate-limited) and skipped.
 func (t *Templates) Process(_ context.Context, in *core.Batch, emit core.Emit) error {
+	if len(in.Packets) == 0 {
+		// Records from an input that emits them (inputs.amqp) pass
+		// through untouched, with their acknowledgement and origin.
+		emit(in)
+		return nil
+	}
 	out := core.NewBatch()
+	out.Records = append(out.Records, in.Records...)
+	in.MoveAcks(out)
 	for i := range in.Packets {
 		st, err := t.dec.Decode(in.Packets[i], out)
 		t.count(st)
