@@ -148,7 +148,6 @@ func checkPlugins(cfg *config.Config, warn io.Writer) error {
 	return nil
 }
 
-
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
