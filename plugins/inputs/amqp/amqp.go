@@ -182,7 +182,7 @@ func (a *AMQP) Init(env *core.Env) error {
 		reconnect: c("reconnects_total", "Connections made to the broker after the first."),
 	}
 	a.m.bad = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "amqp", Name: "bad_messages_total",
-		Help: "Messages that could not be decoded, by kind (rejected; dead-lettered when configured)."}, []string{"kind"})
+		Help: "Messages that could not be decoded, by reason (rejected; dead-lettered when configured)."}, []string{"reason"})
 	env.Metrics.MustRegister(a.m.bad)
 	return nil
 }
@@ -365,7 +365,7 @@ func origin(d amqp.Delivery) core.Origin {
 	return core.Origin{Writer: w, Seq: seq}
 }
 
-// Kinds of bad messages, the label of bad_messages_total.
+// Kinds of bad messages, the label (reason) of bad_messages_total.
 const (
 	badJSON    = "not_json"
 	badType    = "wrong_type"
