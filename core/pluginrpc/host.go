@@ -3,6 +3,7 @@ package pluginrpc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,6 +81,7 @@ type Client struct {
 	alias string
 
 	mu       sync.Mutex
+	stderr   tailWriter // the last lines the process wrote, for start errors
 	gp       *plugin.Client
 	conn     *grpc.ClientConn
 	info     *pb.DescribeResponse
@@ -178,10 +180,19 @@ func (c *Client) startError(err error) error {
 	case strings.Contains(msg, "incompatible API version"), strings.Contains(msg, "incompatible core API version"):
 		return core.Permanent(fmt.Errorf("plugin %s speaks another plugin protocol: %s (this Flowline speaks protocol %d; rebuild the plugin against a matching SDK)",
 			c.spec.Command, firstLine(msg), ProtocolVersion))
+	case strings.Contains(msg, "exited before we could connect"),
+		strings.TrimSpace(firstLine(msg)) == "Unrecognized remote plugin message:":
+		// The process ended without a handshake line. Kill waits until
+		// its stderr is read to the end.
+		if c.gp != nil {
+			c.gp.Kill()
+		}
+		if last := c.stderr.last(); last != "" {
+			return fmt.Errorf("plugin %s exited at start: %s", c.spec.Command, last)
+		}
+		return fmt.Errorf("plugin %s exited at start without a word", c.spec.Command)
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
 		return core.Permanent(fmt.Errorf("%s is not a Flowline plugin (it did not answer the plugin handshake; build it with github.com/flowline/flowline/sdk): %s", c.spec.Command, firstLine(msg)))
-	case strings.Contains(msg, "exited before we could connect"):
-		return fmt.Errorf("plugin %s exited at start (its log lines above say why)", c.spec.Command)
 	}
 	var pe *os.PathError
 	if errors.As(err, &pe) || errors.Is(err, exec.ErrNotFound) {
@@ -264,6 +275,7 @@ func (c *Client) launch(cmd *exec.Cmd) error {
 		AutoMTLS:         true,
 		Managed:          true,
 		Logger:           newHostLogger(c.log),
+		Stderr:           &c.stderr,
 		StartTimeout:     time.Duration(c.spec.StartTimeout),
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(MaxMessage))},
@@ -295,4 +307,42 @@ func Sample(ctx context.Context, path string) (*pb.DescribeResponse, error) {
 		return nil, fmt.Errorf("plugin %s: describe: %w", path, FromStatus(err))
 	}
 	return info, nil
+}
+
+// tailWriter keeps the end of what a plugin wrote to stderr.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	if len(w.buf) > 4096 {
+		w.buf = append(w.buf[:0], w.buf[len(w.buf)-2048:]...)
+	}
+	return len(p), nil
+}
+
+// last returns the last non-empty line, with the message of an hclog JSON
+// line taken out.
+func (w *tailWriter) last() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(string(w.buf)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
+		if l == "" {
+			continue
+		}
+		var entry struct {
+			Message string `json:"@message"`
+		}
+		if json.Unmarshal([]byte(l), &entry) == nil && entry.Message != "" {
+			return entry.Message
+		}
+		return l
+	}
+	return ""
 }
