@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -34,6 +35,9 @@ func (e configError) Error() string {
 // configError values.
 func newInstance(factory func() any, configTOML string, env *core.Env) (any, []configError) {
 	p := factory()
+	if rv := reflect.ValueOf(p); rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return nil, []configError{{msg: fmt.Sprintf("the plugin's factory returned %T, not a pointer to its configuration (a bug in the plugin)", p)}}
+	}
 	md, err := toml.Decode(configTOML, p)
 	if err != nil {
 		var pe toml.ParseError
