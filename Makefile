@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-short bench fuzz lint deps clean
+.PHONY: all build run test test-short bench fuzz lint deps clean proto
 
 all: build
 
@@ -56,6 +56,16 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeV5 -fuzztime $(FUZZTIME) ./plugins/common/netflow
 	$(GO) test -run '^$$' -fuzz FuzzDecodeV9 -fuzztime $(FUZZTIME) ./plugins/common/netflow
 	$(GO) test -run '^$$' -fuzz FuzzDecodeIPFIX -fuzztime $(FUZZTIME) ./plugins/common/netflow
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecords -fuzztime $(FUZZTIME) ./core/wire
+	$(GO) test -run '^$$' -fuzz FuzzDecodePackets -fuzztime $(FUZZTIME) ./core/wire
 
 clean:
 	rm -rf $(BIN)
+
+## proto: regenerate internal/pluginpb from proto/flowline/plugin/v1 (needs
+## protoc from Debian's protobuf-compiler; the generated code is committed).
+proto:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc -I proto --go_out=. --go_opt=module=github.com/flowline/flowline \
+		--go-grpc_out=. --go-grpc_opt=module=github.com/flowline/flowline proto/flowline/plugin/v1/plugin.proto
