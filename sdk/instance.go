@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"reflect"
 	"strings"
 
@@ -73,7 +72,7 @@ func pluginEnv(req *pb.InitRequest) *core.Env {
 		level = slog.LevelInfo
 	}
 	env := core.NewEnv(req.Name, req.DataDir)
-	env.Logger = slog.New(pluginrpc.PluginLogHandler(os.Stderr, level))
+	env.Logger = slog.New(pluginrpc.PluginLogHandler(logOutput, level))
 	env.Metrics = prometheus.NewRegistry()
 	if req.BatchSize > 0 {
 		env.BatchSize = int(req.BatchSize)

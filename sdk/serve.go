@@ -36,7 +36,12 @@ func ServeInput(p Plugin, factory func() Input) {
 	serve(&server{kind: "inputs", desc: p, factory: func() any { return factory() }})
 }
 
+// logOutput is the process's stderr before go-plugin redirects it: the
+// plugin's log lines go there, where Flowline parses them.
+var logOutput = os.Stderr
+
 func serve(s *server) {
+	logOutput = os.Stderr
 	go watchParent()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  pluginrpc.Handshake,

@@ -276,6 +276,8 @@ func (c *Client) launch(cmd *exec.Cmd) error {
 		Managed:          true,
 		Logger:           newHostLogger(c.log),
 		Stderr:           &c.stderr,
+		SyncStderr:       StderrWriter(c.log),
+		SyncStdout:       StderrWriter(c.log),
 		StartTimeout:     time.Duration(c.spec.StartTimeout),
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessage), grpc.MaxCallSendMsgSize(MaxMessage))},

@@ -34,8 +34,8 @@ func (h *hostLogger) emit(level slog.Level, msg string, args []any) {
 		}
 		attrs = append(attrs, args[i], args[i+1])
 	}
-	if h.name != "" && h.name != "flowline" {
-		attrs = append(attrs, "component", h.name)
+	if h.name == "" && level == slog.LevelInfo {
+		level = slog.LevelDebug // go-plugin's own chatter (mTLS set up, process exited)
 	}
 	h.log.Log(context.Background(), level, msg, attrs...)
 }
@@ -56,7 +56,7 @@ func (h *hostLogger) Log(level hclog.Level, msg string, args ...any) {
 func (h *hostLogger) Trace(msg string, args ...any) { h.emit(slog.LevelDebug-4, msg, args) }
 
 func (h *hostLogger) Debug(msg string, args ...any) {
-	if len(args) == 0 {
+	if len(args) == 0 && h.name != "" {
 		h.emit(slog.LevelInfo, msg, nil) // a plain line on the plugin's stderr
 		return
 	}
@@ -80,8 +80,9 @@ func (h *hostLogger) With(args ...any) hclog.Logger {
 	return &hostLogger{Logger: h.Logger, log: h.log.With(args...), name: h.name}
 }
 
-// Named keeps go-plugin's internal names (the binary's base name, "stdio")
-// out of the log: the alias already says which plugin spoke.
+// Named marks the logger that carries the plugin's own lines (go-plugin
+// names it after the binary); the name itself stays out of the log: the
+// alias already says which plugin spoke.
 func (h *hostLogger) Named(name string) hclog.Logger {
 	return &hostLogger{Logger: h.Logger, log: h.log, name: name}
 }
@@ -105,6 +106,12 @@ func (w lineWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// StderrWriter logs each line written to it at info level: what a plugin
+// prints on its stderr after the handshake (go-plugin carries it over gRPC).
+func StderrWriter(l *slog.Logger) io.Writer {
+	return lineWriter(func(s string) { l.Info(s) })
 }
 
 // PluginLogHandler is the slog handler a plugin process logs through: JSON

@@ -342,6 +342,14 @@ func TestExternalInputPcapMatchesUDP(t *testing.T) {
 			if !strings.Contains(p.Log(), "every input finished") {
 				t.Errorf("no word of the input's end in the log:\n%s", p.Log())
 			}
+			// The plugin's own log line, tagged with the table's alias.
+			logged := false
+			for _, line := range strings.Split(p.Log(), "\n") {
+				logged = logged || strings.Contains(line, `msg="capture replayed"`) && strings.Contains(line, "input=pcap") && strings.Contains(line, "datagrams=")
+			}
+			if !logged {
+				t.Errorf("the plugin's log line is not in flowline's log with its alias:\n%s", p.Log())
+			}
 			a, b := withoutArrival(t, udpOut), withoutArrival(t, pcapOut)
 			if len(a) == 0 || !slices.Equal(a, b) {
 				t.Fatalf("UDP gave %d records, the pcap input %d; they differ\nudp:  %.300q\npcap: %.300q\n%s", len(a), len(b), a, b, p.Log())
