@@ -17,7 +17,9 @@
 # the pid files, the ports, and `env`, which the tests read:
 #
 #   FLOWLINE_TEST_AMQP_URL=amqp://flowline:flowline@127.0.0.1:PORT/
-#   FLOWLINE_TEST_AMQP_PORT / _SCRIPT / _DIR
+#   FLOWLINE_TEST_AMQP_PORT / _USER / _PASSWORD / _SCRIPT / _DIR
+#   FLOWLINE_TEST_AMQP_PMACCT_HOST=127.0.0.71 (port 5672, for nfacctd, whose
+#   amqp plugin cannot be given a port; empty when that address was taken)
 #
 # A restart (stop then start) keeps the data directory and the ports, so the
 # outage test can stop the broker and bring the same one back with its
@@ -32,6 +34,7 @@ PORTFILE="$DIR/ports"
 ENVFILE="$DIR/env"
 USER_NAME=flowline
 USER_PASS=flowline
+PMACCT_ADDR=${FLOWLINE_RABBITMQ_PMACCT_ADDR:-127.0.0.71}
 RMQ_BIN=/usr/lib/rabbitmq/bin
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 
@@ -122,8 +125,20 @@ start() {
   echo '[].' >"$RABBITMQ_ENABLED_PLUGINS_FILE"
   # The user exists from the first boot on; loopback_users keeps the default
   # guest account to loopback (it is the default; said here to be plain).
+  # pmacct's amqp plugin always connects to port 5672 (only amqp_host is
+  # configurable): a second listener on a loopback address of its own serves
+  # it, when nothing holds that address and port (a system broker on
+  # 0.0.0.0:5672 would); the tests that run nfacctd need it.
+  local pmacct_listener=""
+  PMACCT_HOST=""
+  if ! (exec 3<>"/dev/tcp/$PMACCT_ADDR/5672") 2>/dev/null; then
+    pmacct_listener="listeners.tcp.2 = $PMACCT_ADDR:5672"
+    PMACCT_HOST=$PMACCT_ADDR
+  fi
+  echo "$PMACCT_HOST" >"$DIR/pmacct_host"
   cat >"$DIR/rabbitmq.conf" <<EOF
 listeners.tcp.1 = 127.0.0.1:$AMQP_PORT
+$pmacct_listener
 default_user = $USER_NAME
 default_pass = $USER_PASS
 default_vhost = /
@@ -170,6 +185,7 @@ FLOWLINE_TEST_AMQP_USER=$USER_NAME
 FLOWLINE_TEST_AMQP_PASSWORD=$USER_PASS
 FLOWLINE_TEST_AMQP_SCRIPT=$SELF
 FLOWLINE_TEST_AMQP_DIR=$DIR
+FLOWLINE_TEST_AMQP_PMACCT_HOST=$(cat "$DIR/pmacct_host" 2>/dev/null)
 EOF
 }
 

@@ -21,6 +21,9 @@ import (
 type Broker struct {
 	URL    string
 	Script string // scripts/rabbitmq.sh, to stop and start it
+	// PmacctHost is a loopback address where the broker also listens on
+	// port 5672, the only port nfacctd's amqp plugin uses ("" if none).
+	PmacctHost string
 }
 
 // Find returns the broker scripts/rabbitmq.sh runs. Without one the test is
@@ -47,7 +50,7 @@ func Find(tb testing.TB) Broker {
 	if v := os.Getenv("FLOWLINE_TEST_AMQP_URL"); v != "" {
 		env["FLOWLINE_TEST_AMQP_URL"] = v
 	}
-	b := Broker{URL: env["FLOWLINE_TEST_AMQP_URL"], Script: env["FLOWLINE_TEST_AMQP_SCRIPT"]}
+	b := Broker{URL: env["FLOWLINE_TEST_AMQP_URL"], Script: env["FLOWLINE_TEST_AMQP_SCRIPT"], PmacctHost: env["FLOWLINE_TEST_AMQP_PMACCT_HOST"]}
 	if b.Script == "" {
 		_, file, _, _ := runtime.Caller(0)
 		b.Script = filepath.Join(filepath.Dir(file), "..", "..", "scripts", "rabbitmq.sh")
