@@ -5,6 +5,7 @@ package benchplugin
 
 import (
 	"context"
+	"os"
 
 	"github.com/flowline/flowline/sdk"
 )
@@ -43,3 +44,12 @@ func (*Tagger) Process(_ context.Context, b *sdk.Batch, emit sdk.Emit) error {
 
 // Flush holds nothing.
 func (*Tagger) Flush(context.Context, sdk.Emit) error { return nil }
+
+// Crasher is an output whose process dies on every write.
+type Crasher struct{ Counter }
+
+// Write ends the process.
+func (*Crasher) Write(context.Context, *sdk.Batch) error {
+	os.Exit(7)
+	return nil
+}

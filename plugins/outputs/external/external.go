@@ -47,6 +47,7 @@ type External struct {
 	current  *core.Batch // the batch being tried, to resend it with its id
 	id       uint64
 	attempts int
+	broken   bool // the last call found the process gone
 	restarts prometheus.Counter
 }
 
@@ -100,10 +101,11 @@ func (e *External) stub() pb.OutputClient { return pb.NewOutputClient(e.client.C
 
 // Connect asks the plugin to connect to its destination.
 func (e *External) Connect(ctx context.Context) error {
-	if e.client.Exited() {
+	if e.broken || e.client.Exited() {
 		if err := e.restart(ctx); err != nil {
 			return err
 		}
+		e.broken = false
 	}
 	_, err := e.stub().Connect(ctx, &pb.Empty{})
 	return pluginrpc.FromStatus(err)
@@ -144,13 +146,15 @@ func (e *External) Write(ctx context.Context, b *core.Batch) error {
 }
 
 func (e *External) send(ctx context.Context) error {
-	if e.client.Exited() {
+	if e.broken || e.client.Exited() {
 		if err := e.restart(ctx); err != nil {
 			return fmt.Errorf("plugin process died; restart: %w", err)
 		}
+		e.broken = false
 	}
 	_, err := e.stub().Write(ctx, &pb.Batch{Id: e.id, Data: e.buf})
 	if err != nil && pluginrpc.Broken(err) {
+		e.broken = true
 		return fmt.Errorf("plugin process gone during write: %w", err)
 	}
 	return pluginrpc.FromStatus(err)
