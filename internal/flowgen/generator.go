@@ -77,14 +77,6 @@ var (
 // maxRecordLen is the largest data record: IPFIX IPv6 with a selector id.
 const maxRecordLen = 16 + 16 + 2 + 2 + 1 + 1 + 1 + 4 + 4 + 4 + 4 + 1 + 1 + 16 + 8 + 8 + 8 + 8 + 2
 
-func recordLen(fs []field) int {
-	n := 0
-	for _, f := range fs {
-		n += int(f.length)
-	}
-	return n
-}
-
 // stream is the state of one (exporter, source id) pair.
 type stream struct {
 	exporter     int

@@ -61,16 +61,6 @@ type DecodeStats struct {
 	DroppedQueued  int // queued data sets dropped because the exporter's queue was full (oldest first)
 }
 
-func (s *DecodeStats) add(o DecodeStats) {
-	s.Records += o.Records
-	s.OptionsRecords += o.OptionsRecords
-	s.Templates += o.Templates
-	s.Withdrawn += o.Withdrawn
-	s.Queued += o.Queued
-	s.Released += o.Released
-	s.DroppedQueued += o.DroppedQueued
-}
-
 // TemplateSet is a self-contained, serializable template: enough to rebuild
 // it at a peer or after a restart.
 type TemplateSet struct {
