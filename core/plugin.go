@@ -97,6 +97,16 @@ type Validator interface {
 	Validate() error
 }
 
+// Warner is implemented by plugins whose valid configuration may still be
+// unwise (outputs.influxdb with an address as a tag: unbounded series). The
+// engine asks after Init, logs each warning at start, and `flowline config
+// check` prints them; a warning never stops the start. Each says what it
+// costs and what to do instead, without the plugin's name (the engine
+// prefixes "file:line: kind.name: ").
+type Warner interface {
+	Warnings() []string
+}
+
 // SchemaProvider is implemented by processors that decide the shape of the
 // records they emit: the aggregate emits records keyed by its primitives.
 // The engine passes the primitives of the last such processor upstream of

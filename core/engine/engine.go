@@ -188,6 +188,12 @@ func (e *Engine) initPlugin(pc config.PluginConfig, m *metrics.Plugin, primitive
 		}
 		return fmt.Errorf("%s: %w", pc.Where(), err)
 	}
+	if w, ok := pc.Plugin.(core.Warner); ok {
+		for _, msg := range w.Warnings() {
+			e.warnings = append(e.warnings, pc.Where()+": "+msg)
+			e.log.Warn(msg, "plugin", pc.Where())
+		}
+	}
 	return nil
 }
 

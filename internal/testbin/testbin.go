@@ -390,3 +390,22 @@ func Alive(pid int) bool {
 	i := bytes.LastIndexByte(stat, ')')
 	return i >= 0 && len(stat) > i+2 && stat[i+2] != 'Z'
 }
+
+// ReadEnvFile reads the KEY=value lines of an env file that a server script
+// (scripts/mariadb.sh, scripts/influxdb.sh, ...) writes; a missing file is
+// an empty map.
+func ReadEnvFile(path string) map[string]string {
+	env := map[string]string{}
+	f, err := os.Open(path)
+	if err != nil {
+		return env
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}

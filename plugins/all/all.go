@@ -10,6 +10,7 @@ import (
 	_ "github.com/flowline/flowline/plugins/outputs/amqp"
 	_ "github.com/flowline/flowline/plugins/outputs/duckdb"
 	_ "github.com/flowline/flowline/plugins/outputs/external"
+	_ "github.com/flowline/flowline/plugins/outputs/influxdb"
 	_ "github.com/flowline/flowline/plugins/outputs/mysql"
 	_ "github.com/flowline/flowline/plugins/outputs/print"
 	_ "github.com/flowline/flowline/plugins/outputs/tee"

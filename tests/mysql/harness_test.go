@@ -5,14 +5,12 @@
 package mysql
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -38,21 +36,7 @@ type server struct {
 	dir                  string
 }
 
-func readEnv(dir string) map[string]string {
-	env := map[string]string{}
-	f, err := os.Open(filepath.Join(dir, "env"))
-	if err != nil {
-		return env
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			env[k] = v
-		}
-	}
-	return env
-}
+func readEnv(dir string) map[string]string { return testbin.ReadEnvFile(filepath.Join(dir, "env")) }
 
 func fromEnv(env map[string]string, dir string) server {
 	port, _ := strconv.Atoi(env["FLOWLINE_TEST_MYSQL_PORT"])

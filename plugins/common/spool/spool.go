@@ -19,10 +19,9 @@
 //
 //	// The delivering goroutine, until Close:
 //	for {
-//		group, err := s.Peek(maxItems) // the oldest chunk(s), loaded from disk if spooled
-//		if err != nil {               // an unreadable spool file: group[0] is it
-//			log err; count group[0].N as dropped; s.SetAside(group[0]); continue
-//		}
+//		// The oldest chunk(s), loaded from disk if spooled; an unreadable
+//		// spool file is set aside (renamed *.bad) and reported to lost.
+//		group := s.PeekReadable(maxItems, func(n int, err error) { count n as dropped, log err })
 //		if len(group) == 0 { wait on s.Notify(); continue }
 //		deliver group (retry while the server is away) ...
 //		s.Commit(group)               // removes them and their files
@@ -142,6 +141,28 @@ func (s *Spool[T]) SetNextSeq(seq uint64) {
 	s.mu.Lock()
 	s.nextSeq = seq
 	s.mu.Unlock()
+}
+
+// DirFor is the spool directory of an output: configured when set
+// (relative to dataDir), else dataDir/<kind>-<name> with the output's name
+// made safe for a file name; "" when there is neither (memory only).
+func DirFor(dataDir, configured, kind, name string) string {
+	if configured != "" {
+		if !filepath.IsAbs(configured) && dataDir != "" {
+			return filepath.Join(dataDir, configured)
+		}
+		return configured
+	}
+	if dataDir == "" {
+		return ""
+	}
+	safe := strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == ' ' || r == ':' {
+			return '_'
+		}
+		return r
+	}, name)
+	return filepath.Join(dataDir, kind+"-"+safe)
 }
 
 // Dir is the spool directory ("" without one).
@@ -369,6 +390,21 @@ func (s *Spool[T]) Peek(maxItems int) ([]*Chunk[T], error) {
 		items += c.N
 	}
 	return out, nil
+}
+
+// PeekReadable is Peek that sets unreadable spool files aside itself: it
+// calls lost with each one's item count (0 when even its header is
+// unreadable) and error, for the caller to count and log, and goes on with
+// the next chunk.
+func (s *Spool[T]) PeekReadable(maxItems int, lost func(n int, err error)) []*Chunk[T] {
+	for {
+		group, err := s.Peek(maxItems)
+		if err == nil {
+			return group
+		}
+		lost(group[0].N, err)
+		s.SetAside(group[0])
+	}
 }
 
 // Commit removes the chunks Peek returned (they were delivered), oldest

@@ -336,3 +336,38 @@ func FuzzReadFile(f *testing.F) {
 		}
 	})
 }
+
+// TestPeekReadableSkipsCorrupt: PeekReadable reports an unreadable file
+// with its item count, sets it aside and returns the next chunk.
+func TestPeekReadableSkipsCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	s := newTest(dir, 0, 1<<20)
+	s.Open(0)
+	s.Push(chunkOf(1, 10), 1)
+	s.Push(chunkOf(2, 10), 2)
+	s.Spill()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.test"))
+	data, _ := os.ReadFile(files[0])
+	data[len(data)-1] ^= 1 // the checksum
+	os.WriteFile(files[0], data, 0o644)
+	r := newTest(dir, 0, 1<<20)
+	r.Open(0)
+	lost := 0
+	g := r.PeekReadable(0, func(n int, err error) { lost += n })
+	if lost != 10 || len(g) != 1 || g[0].Tag != 2 {
+		t.Fatalf("lost %d, got %d chunks", lost, len(g))
+	}
+}
+
+func TestDirFor(t *testing.T) {
+	for _, c := range []struct{ data, conf, name, want string }{
+		{"/d", "", "out/a b", "/d/influxdb-out_a_b"},
+		{"/d", "sp", "x", "/d/sp"},
+		{"/d", "/abs", "x", "/abs"},
+		{"", "", "x", ""},
+	} {
+		if got := DirFor(c.data, c.conf, "influxdb", c.name); got != c.want {
+			t.Errorf("DirFor(%q, %q, %q) = %q, want %q", c.data, c.conf, c.name, got, c.want)
+		}
+	}
+}

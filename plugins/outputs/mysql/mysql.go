@@ -54,6 +54,7 @@ import (
 	"github.com/flowline/flowline/core/lifecycle"
 	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
+	"github.com/flowline/flowline/plugins/common/spool"
 )
 
 //go:embed sample.toml
@@ -215,12 +216,7 @@ func (o *MySQL) Init(env *core.Env) error {
 	if err := o.registerMetrics(env.Metrics); err != nil {
 		return err
 	}
-	dir := o.SpoolDir
-	if dir == "" && env.DataDir != "" {
-		dir = filepath.Join(env.DataDir, "mysql-"+sanitize(o.name))
-	} else if dir != "" && !filepath.IsAbs(dir) && env.DataDir != "" {
-		dir = filepath.Join(env.DataDir, dir)
-	}
+	dir := spool.DirFor(env.DataDir, o.SpoolDir, "mysql", o.name)
 	o.buf = newBuffer(dir, o.BufferRows, int64(o.SpoolSize))
 	if err := o.buf.Open(0); err != nil {
 		return err

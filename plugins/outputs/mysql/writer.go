@@ -79,13 +79,10 @@ func (o *MySQL) flusher() {
 		for lingered := time.Duration(0); !stopping && lingered < maxLinger && o.buf.QuietFor() < linger; lingered += linger / 4 {
 			time.Sleep(linger / 4)
 		}
-		group, err := o.buf.Peek(o.TransactionRows)
-		if err != nil {
-			o.log.Error("spool file unreadable: set aside as *.bad, its rows are lost", "err", err)
-			o.m.dropped.Add(float64(group[0].N))
-			o.buf.SetAside(group[0])
-			continue
-		}
+		group := o.buf.PeekReadable(o.TransactionRows, func(n int, err error) {
+			o.log.Error("spool file unreadable: set aside as *.bad, its rows are lost", "rows", n, "err", err)
+			o.m.dropped.Add(float64(n))
+		})
 		if len(group) == 0 {
 			if stopping {
 				return
