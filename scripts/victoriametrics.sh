@@ -11,11 +11,12 @@
 #
 # It never touches the system service. It listens on loopback only (HTTP:
 # the write and query APIs); VictoriaMetrics has no users, so loopback is its
-# access control here. Flags that matter for Flowline:
-#   -dedup.minScrapeInterval=1ms  keep one sample per series and timestamp,
-#                                 as InfluxDB does (outputs.influxdb rewrites a
-#                                 bin's running total; the newest must win);
-#   -search.latencyOffset=0s, -search.disableCache  a test sees what it wrote.
+# access control here. No deduplication: outputs.influxdb rewrites a bin's
+# running total at every refresh and VictoriaMetrics keeps every rewrite, so
+# queries take max_over_time over a bin (the final total), which is exact;
+# the -dedup.minScrapeInterval of Debian's 1.79 keeps an arbitrary one of
+# samples with equal timestamps. -search.latencyOffset=0s and
+# -search.disableCache let a test see what it just wrote.
 # Everything lives under $FLOWLINE_VM_DIR (default /tmp/flowline-victoriametrics):
 # data/, the pid file, vm.log, the port, and `env`, which the tests read:
 #
@@ -74,7 +75,7 @@ start() {
   local port
   port=$(cat "$PORTFILE")
   "$BIN" -httpListenAddr="127.0.0.1:$port" -storageDataPath="$DIR/data" -retentionPeriod=100y \
-    -dedup.minScrapeInterval=1ms -search.latencyOffset=0s -search.disableCache \
+    -search.latencyOffset=0s -search.disableCache \
     -loggerLevel=WARN </dev/null >>"$DIR/vm.log" 2>&1 &
   local pid=$!
   local deadline=$((SECONDS + 60))

@@ -203,55 +203,56 @@ func num(v any) uint64 {
 	return 0
 }
 
-// VMQuery runs an instant MetricsQL query at time now+1m and returns each
-// result's labels and value.
-func (s Server) VMQuery(t testing.TB, q string) []VMSample {
+// VMBinSum is the sum, over every series and bin of metric, of the bin's
+// final running total: max_over_time over each bin (bins of binLen, the
+// aggregate's history, aligned to the epoch) from a range query whose steps
+// are the bins' ends. VictoriaMetrics keeps every rewrite of a point, and
+// running totals only grow, so the maximum is the total.
+func (s Server) VMBinSum(t testing.TB, metric string, from time.Time, binLen time.Duration) uint64 {
+	t.Helper()
+	step := int64(binLen.Seconds())
+	start := from.Unix()/step*step + step // the end of the first bin
+	end := time.Now().Unix()/step*step + 2*step
+	form := url.Values{"query": {fmt.Sprintf("sum(max_over_time(%s[%ds]))", metric, step)},
+		"start": {strconv.FormatInt(start, 10)}, "end": {strconv.FormatInt(end, 10)}, "step": {strconv.FormatInt(step, 10) + "s"}}
+	body := s.vmPost(t, "/api/v1/query_range", form)
+	var out struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result []struct {
+				Values [][2]any `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil || out.Status != "success" {
+		t.Fatalf("VictoriaMetrics query_range: %s", body)
+	}
+	var sum float64
+	for _, r := range out.Data.Result {
+		for _, v := range r.Values {
+			f, _ := strconv.ParseFloat(fmt.Sprint(v[1]), 64)
+			sum += f
+		}
+	}
+	return uint64(sum)
+}
+
+// vmPost makes what was written searchable (VictoriaMetrics buffers for a
+// second), then posts form to path and returns the answer's body.
+func (s Server) vmPost(t testing.TB, path string, form url.Values) []byte {
 	t.Helper()
 	c := http.Client{Timeout: 60 * time.Second}
-	// Make what was written searchable (VictoriaMetrics buffers for a second).
 	if resp, err := c.Get(s.URL + "/internal/force_flush"); err == nil {
 		resp.Body.Close()
 	}
-	form := url.Values{"query": {q}, "time": {strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10)}}
-	resp, err := c.PostForm(s.URL+"/api/v1/query", form)
+	resp, err := c.PostForm(s.URL+path, form)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	var out struct {
-		Status string `json:"status"`
-		Data   struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("VictoriaMetrics %s: %s: %s", path, resp.Status, body)
 	}
-	if err := json.Unmarshal(body, &out); err != nil || out.Status != "success" {
-		t.Fatalf("VictoriaMetrics query %q: %s: %s", q, resp.Status, body)
-	}
-	var samples []VMSample
-	for _, r := range out.Data.Result {
-		f, _ := strconv.ParseFloat(fmt.Sprint(r.Value[1]), 64)
-		samples = append(samples, VMSample{Labels: r.Metric, Value: f})
-	}
-	return samples
-}
-
-// VMSample is one result of VMQuery.
-type VMSample struct {
-	Labels map[string]string
-	Value  float64
-}
-
-// VMSum is sum(sum_over_time(metric{filter}[window])): the sum of every raw
-// sample of the metric written within the window.
-func (s Server) VMSum(t testing.TB, metric, filter string, window time.Duration) uint64 {
-	t.Helper()
-	res := s.VMQuery(t, fmt.Sprintf("sum(sum_over_time(%s{%s}[%ds]))", metric, filter, int(window.Seconds())))
-	if len(res) == 0 {
-		return 0
-	}
-	return uint64(res[0].Value)
+	return body
 }

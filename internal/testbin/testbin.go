@@ -6,6 +6,7 @@ package testbin
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowline/flowline/internal/flowgen"
 )
 
 var (
@@ -408,4 +411,17 @@ func ReadEnvFile(path string) map[string]string {
 		}
 	}
 	return env
+}
+
+// SendFlows runs flowgen with cfg (at most 3 minutes) and returns the
+// totals it sent; an error fails the test.
+func SendFlows(t testing.TB, cfg flowgen.Config) flowgen.Totals {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tot, err := flowgen.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("flowgen: %v", err)
+	}
+	return tot
 }

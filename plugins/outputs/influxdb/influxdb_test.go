@@ -44,6 +44,11 @@ func refresh(n int, bins []int64, seed int) []core.Record {
 	return recs
 }
 
+func influxNum(v any) float64 {
+	f, _ := v.(float64)
+	return f
+}
+
 func batchOf(recs []core.Record) *core.Batch {
 	b := core.NewBatch()
 	b.Records = append(b.Records[:0], recs...)
@@ -121,7 +126,9 @@ func TestExactUnderOverwrite(t *testing.T) {
 	env.Primitives = aggPrimitives
 	o := newOutput(t, s.URL, s.Token, "flowline_unit_exact/autogen", env, func(o *InfluxDB) { o.BatchSize = 7 })
 	bin := time.Now().Truncate(time.Minute).UnixNano()
-	bins := []int64{bin - 4*int64(time.Minute), bin - 3*int64(time.Minute), bin - 2*int64(time.Minute), bin - int64(time.Minute), bin}
+	// Bins before the output started (written at an offset timestamp) and
+	// after (at the bin start).
+	bins := []int64{bin - 3*int64(time.Minute), bin - 2*int64(time.Minute), bin - int64(time.Minute), bin, bin + int64(time.Minute)}
 	var wp, wb uint64
 	for k := 0; k < 5; k++ {
 		recs := refresh(500, bins, k)
@@ -149,6 +156,10 @@ func TestExactUnderOverwrite(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(series[0].Values), "flows,exporter=192.0.2.1,proto=6,src_as=64500") {
 		t.Fatalf("series keys: %v", series[0].Values)
+	}
+	at := s.Query(t, "flowline_unit_exact", fmt.Sprintf(`SELECT count(packets) FROM "flows" WHERE time = %d`, bins[4]))
+	if len(at) != 1 || influxNum(at[0].Values[0][1]) == 0 {
+		t.Fatalf("no points at the start of a bin that began after the output: %+v", at)
 	}
 }
 
