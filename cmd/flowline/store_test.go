@@ -26,7 +26,9 @@ func storeDir(t *testing.T) (cfg string, packets, bytes uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	// Both bins inside one hourly partition, 50 to 110 minutes ago (a bin
+	// at hh:59 and the next one would fall into two archive files).
+	bin := time.Now().Truncate(time.Hour).Add(-50 * time.Minute)
 	var recs []core.Record
 	for i := range 100 {
 		r := core.Record{
