@@ -15,7 +15,7 @@ func twoTier(t *testing.T, output, refresh string, flows uint64, during func(br 
 	br := testamqp.Find(t)
 	n := newNames()
 	cport, eport, udp := testbin.FreeTCPPort(t), testbin.FreeTCPPort(t), testbin.FreeUDPPort(t)
-	central := start(t, t.TempDir(), centralConfig(br, n, cport, ""), cport)
+	central := startCentral(t, t.TempDir(), centralConfig(br, n, cport, ""), cport)
 	edge := start(t, t.TempDir(), edgeConfig(br, n, udp, eport, refresh, output), eport)
 	done := make(chan struct{})
 	if during != nil {
@@ -80,7 +80,7 @@ func TestCentralKilled(t *testing.T) {
 	cport, eport, udp := testbin.FreeTCPPort(t), testbin.FreeTCPPort(t), testbin.FreeUDPPort(t)
 	cdir := t.TempDir()
 	cconf := centralConfig(br, n, cport, "")
-	central := start(t, cdir, cconf, cport)
+	central := startCentral(t, cdir, cconf, cport)
 	// refresh = history: the edge emits every key and bin once, at its stop.
 	edge := start(t, t.TempDir(), edgeConfig(br, n, udp, eport, "1m", `  format = "json"
   multi_values = "16KiB"`), eport)
@@ -103,7 +103,7 @@ func TestCentralKilled(t *testing.T) {
 		}
 		central.Kill()
 		kills++
-		central = start(t, cdir, cconf, cport)
+		central = startCentral(t, cdir, cconf, cport)
 	}
 	<-stopped
 	waitConsumed(t, br, n, central, 3*time.Minute)

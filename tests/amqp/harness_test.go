@@ -100,6 +100,21 @@ func start(t *testing.T, dir, config string, metricsPort int) *tier {
 	return &tier{Process: p, dir: dir, config: filepath.Join(dir, "flowline.toml"), metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
 }
 
+// startCentral is start that also waits until the consumer runs (the queue
+// is declared and bound).
+func startCentral(t *testing.T, dir, config string, metricsPort int) *tier {
+	t.Helper()
+	c := start(t, dir, config, metricsPort)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(c.Log(), "msg=consuming") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the central does not consume:\n%s", c.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return c
+}
+
 func send(t *testing.T, cfg flowgen.Config) flowgen.Totals {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -206,3 +221,5 @@ func flowgenConfig(port int, n, rate uint64, seed int64) flowgen.Config {
 }
 
 func contains(log, s string) bool { return strings.Contains(log, s) }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
