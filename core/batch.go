@@ -26,9 +26,10 @@ type Batch struct {
 	// when the plugin died before acknowledging it. 0 means unnumbered.
 	ID uint64
 
-	refs   atomic.Int32
-	failed atomic.Bool
-	acks   []func(ok bool)
+	refs    atomic.Int32
+	failed  atomic.Bool
+	acks    []func(ok bool)
+	charged atomic.Int64 // bytes counted in QueuedBytes (see Charge)
 }
 
 // Origin identifies a batch from a source that can redeliver it.
@@ -109,6 +110,7 @@ func (b *Batch) Release() {
 		}
 		b.acks = b.acks[:0]
 	}
+	b.refund()
 	b.failed.Store(false)
 	b.Origin = Origin{}
 	b.ID = 0

@@ -33,7 +33,7 @@ var flagNames = map[string]string{
 	"Target": "-target", "Version": "-version", "Flows": "-flows", "Duration": "-duration",
 	"Rate": "-rate", "FlowsPerPacket": "-flows-per-packet", "Seed": "-seed", "SourceIDs": "-source-ids",
 	"Exporters": "-exporters", "SamplingRate": "-sampling-rate", "TemplateEvery": "-template-every",
-	"TemplateInterval": "-template-interval", "TemplateDelay": "-template-delay", "HostPool": "-hosts",
+	"TemplateInterval": "-template-interval", "TemplateDelay": "-template-delay", "HostPool": "-hosts", "Distinct": "-distinct",
 	"IPv6Share": "-ipv6-share",
 }
 
@@ -82,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.TemplateInterval, "template-interval", 0, "resend templates after this time per source id (0: only -template-every)")
 	fs.IntVar(&cfg.TemplateDelay, "template-delay", 0, "data packets per source id sent before the first template")
 	fs.IntVar(&cfg.HostPool, "hosts", 1000, "distinct client hosts (servers: about hosts/10)")
+	fs.BoolVar(&cfg.Distinct, "distinct", false, "every flow a 5-tuple of its own (a spoofed-source flood)")
 	fs.Float64Var(&cfg.IPv6Share, "ipv6-share", 0, "fraction of IPv6 flows, 0 to 1 (not with v5)")
 	fs.BoolVar(&asJSON, "json", false, "print the totals as one JSON object")
 	if err := fs.Parse(args); err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/config"
+	"github.com/flowline/flowline/core/engine"
 	"github.com/flowline/flowline/core/lifecycle"
 	"github.com/flowline/flowline/plugins/outputs/duckdb"
 )
@@ -322,7 +323,11 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	var st duckdb.Stats
+	var drops *engine.Drops
 	err = ref.call("stats", struct{}{}, &st)
+	if err == nil {
+		drops = ref.drops()
+	}
 	if errors.Is(err, errNoCollector) {
 		var s *duckdb.Store
 		s, err = ref.open(context.Background(), true)
@@ -342,11 +347,47 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	if *f.format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(st)
+		enc.Encode(struct {
+			*duckdb.Stats
+			Collector *engine.Drops `json:"collector,omitempty"`
+		}{&st, drops})
 		return 0
 	}
 	printStats(stdout, &st, ref.plugin.Policy())
+	if drops != nil {
+		printDrops(stdout, drops)
+	}
 	return 0
+}
+
+// drops asks the running collector for its loss counters (nil when it
+// does not answer).
+func (r *storeRef) drops() *engine.Drops {
+	c := &http.Client{Timeout: 10 * time.Second}
+	hr, err := c.Get(r.api + engine.DropsPath)
+	if err != nil {
+		return nil
+	}
+	defer hr.Body.Close()
+	if hr.StatusCode != http.StatusOK {
+		return nil
+	}
+	var d engine.Drops
+	if json.NewDecoder(hr.Body).Decode(&d) != nil {
+		return nil
+	}
+	return &d
+}
+
+// printDrops is the running collector's part of `flowline stats`.
+func printDrops(w io.Writer, d *engine.Drops) {
+	fmt.Fprintf(w, "\nRunning collector: dropped %d packets, %d flows since start; memory budget %s used of %s\n",
+		d.DroppedPackets, d.DroppedFlows, humanBytes(float64(d.QueuedBytes+d.HeldBytes)), humanBytes(float64(d.BudgetBytes)))
+	for _, e := range d.Entries {
+		if e.N > 0 {
+			fmt.Fprintf(w, "  %-28s %12d %s (%s)\n", e.Stage, e.N, e.Unit, e.Why)
+		}
+	}
 }
 
 func printStats(w io.Writer, st *duckdb.Stats, p *lifecycle.Policy) {

@@ -48,6 +48,10 @@ type Agent struct {
 	BatchSize int `toml:"batch_size"`
 	// Pprof serves Go's profiler under /debug/pprof/ on the metrics address.
 	Pprof bool `toml:"pprof"`
+	// MaxBuffer is the memory budget of the pipeline: the bytes of batches
+	// queued between stages plus what plugins hold for it (early-data
+	// queue, output memory buffers). Beyond it inputs drop, count and log.
+	MaxBuffer core.Size `toml:"max_buffer"`
 }
 
 // LogLevels lists the values agent.log_level accepts.
@@ -62,6 +66,7 @@ func DefaultAgent() Agent {
 		ShutdownTimeout: core.Duration(30e9),
 		ChannelBatches:  64,
 		BatchSize:       1024,
+		MaxBuffer:       256 << 20,
 	}
 }
 
@@ -301,6 +306,9 @@ func (l *loader) agent(raw any, prim toml.Primitive) {
 	}
 	if a.BatchSize <= 0 {
 		l.errorf(line("batch_size"), "agent.batch_size", "must be greater than 0, got %d", a.BatchSize)
+	}
+	if a.MaxBuffer < 16<<20 {
+		l.errorf(line("max_buffer"), "agent.max_buffer", "at least 16MiB, got %s", a.MaxBuffer)
 	}
 	if a.ShutdownTimeout < 0 {
 		l.errorf(line("shutdown_timeout"), "agent.shutdown_timeout", "must not be negative, got %s", a.ShutdownTimeout)

@@ -245,7 +245,7 @@ func TestErrors(t *testing.T) {
 		{"unknown top-level key", "\nfoo = 1\n",
 			[]string{`flowline.toml:2: unknown key "foo"`}},
 		{"unknown agent key", "[agent]\n  log_levl = \"debug\"\n",
-			[]string{`flowline.toml:2: agent: unknown key "log_levl" (known: batch_size, channel_batches, data_dir, log_level, metrics_address, pprof, shutdown_timeout)`}},
+			[]string{`flowline.toml:2: agent: unknown key "log_levl" (known: batch_size, channel_batches, data_dir, log_level, max_buffer, metrics_address, pprof, shutdown_timeout)`}},
 		{"bad log level", "[agent]\nbatch_size = 3\nlog_level = \"verbose\"\n",
 			[]string{`flowline.toml:3: agent.log_level: invalid log level "verbose" (use debug, info, warn, error)`}},
 		{"bad channel_batches", "[agent]\nchannel_batches = 0\n",

@@ -35,6 +35,12 @@ const agentSample = `## Flowline configuration.
   ## Number of packets or records in a full batch.
   batch_size = 1024
 
+  ## Memory budget of the pipeline: batches queued between stages, the
+  ## templates' early-data queue and outputs' memory buffers. Beyond it the
+  ## inputs drop datagrams, count them and say so in the log (at most every
+  ## 10 s, with the totals in the shutdown line).
+  max_buffer = "256MiB"
+
   ## Serve Go's profiler under /debug/pprof/ on metrics_address.
   # pprof = false
 `

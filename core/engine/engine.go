@@ -48,6 +48,10 @@ type Engine struct {
 
 	packets chan *core.Batch
 	ready   atomic.Bool
+
+	budget *budget
+	loss   *lossLog
+
 	// warnings are what `flowline config check` and the start-up log say
 	// about a configuration that works but may not do what its author meant.
 	warnings []string
@@ -90,7 +94,7 @@ func New(cfg *config.Config, log *slog.Logger, reg *metrics.Registry) (*Engine, 
 	if reg == nil {
 		reg = metrics.New()
 	}
-	e := &Engine{agent: cfg.Agent, log: log, reg: reg}
+	e := &Engine{agent: cfg.Agent, log: log, reg: reg, loss: newLossLog(log), budget: &budget{max: int64(cfg.Agent.MaxBuffer)}}
 	if len(cfg.Inputs) == 0 {
 		return nil, fmt.Errorf("%s: no inputs configured: add an [[inputs.netflow]] table", cfg.File)
 	}
@@ -162,6 +166,7 @@ func New(cfg *config.Config, log *slog.Logger, reg *metrics.Registry) (*Engine, 
 		}
 	}
 	e.checkAcks()
+	e.watchLoss()
 	return e, nil
 }
 
@@ -324,6 +329,11 @@ func (e *Engine) Run(ctx context.Context, force <-chan struct{}) error {
 	// is done) end the run once all of them have.
 	allInputsDone := make(chan struct{})
 	go func() { inputs.Wait(); close(allInputsDone) }()
+	lossCtx, stopLoss := context.WithCancel(context.Background())
+	defer stopLoss()
+	go e.loss.run(lossCtx, e.budget)
+	limit := e.budget.limitHeap()
+	e.log.Info("memory budget", "max_buffer", core.Size(e.budget.max).String(), "inputs_drop_beyond", core.Size(e.budget.queueLimit()).String(), "go_memory_limit", core.Size(limit).String())
 	e.ready.Store(true)
 	e.log.Info("pipeline running", "inputs", len(e.inputs), "processors", len(e.processors),
 		"outputs", len(e.packetOutputs)+len(e.recordOutputs))
@@ -371,7 +381,8 @@ func (e *Engine) shutdown(stopInputs context.CancelFunc, inputs, stages *sync.Wa
 	var why string
 	select {
 	case <-done:
-		e.log.Info("shutdown complete: every aggregate and buffer flushed", "took", time.Since(start).Round(time.Millisecond))
+		e.loss.report(time.Now())
+		e.log.Info("shutdown complete: every aggregate and buffer flushed", append([]any{"took", time.Since(start).Round(time.Millisecond)}, e.loss.totals()...)...)
 		return nil
 	case <-force:
 		why = "second signal"
@@ -384,6 +395,8 @@ func (e *Engine) shutdown(stopInputs context.CancelFunc, inputs, stages *sync.Wa
 	case <-done:
 	case <-time.After(2 * time.Second):
 	}
+	e.loss.report(time.Now())
+	e.log.Error("shutdown forced", e.loss.totals()...)
 	return fmt.Errorf("forced shutdown (%s): lost %d packets and %d records still queued, and whatever processors held unflushed", why, lost.packets, lost.records)
 }
 

@@ -18,6 +18,10 @@ type inputRunner struct {
 	in  core.Input
 	m   *metrics.Plugin
 	log *slog.Logger
+
+	budget *budget
+	// Drops beyond the budget and on a full queue, for the loss log.
+	overBudget, queueFull *lossCounter
 }
 
 // emit returns the input's emit function: a non-blocking send that drops
@@ -25,10 +29,18 @@ type inputRunner struct {
 // can wait (core.WaitingInput), a send that blocks until the pipeline takes
 // the batch or ctx ends.
 func (r *inputRunner) emit(ctx context.Context, ch chan<- *core.Batch) func(*core.Batch) bool {
-	full := ratelog.New(r.log, 10*time.Second)
 	if w, ok := r.in.(core.WaitingInput); ok && w.WaitsForPipeline() {
 		return func(b *core.Batch) bool {
 			n := b.Len()
+			// Over the budget, wait (bounded by ctx) for the pipeline to
+			// drain rather than drop.
+			for r.budget.over() && ctx.Err() == nil {
+				select {
+				case <-time.After(5 * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+			b.Charge()
 			select {
 			case ch <- b:
 				r.m.Emitted.Add(float64(n))
@@ -43,13 +55,20 @@ func (r *inputRunner) emit(ctx context.Context, ch chan<- *core.Batch) func(*cor
 	}
 	return func(b *core.Batch) bool {
 		n := b.Len()
+		if r.budget.over() {
+			r.m.Dropped.Add(float64(n))
+			r.overBudget.n.Add(uint64(n))
+			b.Release()
+			return false
+		}
+		b.Charge()
 		select {
 		case ch <- b:
 			r.m.Emitted.Add(float64(n))
 			return true
 		default:
 			r.m.Dropped.Add(float64(n))
-			full.Log(slog.LevelWarn, "pipeline full: dropping packets", "packets", n)
+			r.queueFull.n.Add(uint64(n))
 			b.Release()
 			return false
 		}
@@ -78,6 +97,7 @@ func (r *processorRunner) run(ctx context.Context) {
 			return
 		}
 		r.m.Emitted.Add(float64(b.Len()))
+		b.Charge()
 		r.next.send(b)
 	}
 	var tick <-chan time.Time
@@ -124,6 +144,8 @@ type outputRunner struct {
 	m   *metrics.Plugin
 	log *slog.Logger
 	in  chan *core.Batch
+	// lost counts the items of batches given up (for the loss log).
+	lost *lossCounter
 
 	connected bool
 }
@@ -172,6 +194,7 @@ func (r *outputRunner) run(ctx context.Context) {
 			if core.IsPermanent(err) || ctx.Err() != nil {
 				b.Fail()
 				r.m.Dropped.Add(float64(n))
+				r.lost.n.Add(uint64(n))
 				r.log.Error("write failed; batch dropped", "items", n, "err", err)
 				break
 			}

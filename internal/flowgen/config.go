@@ -62,6 +62,10 @@ type Config struct {
 	// HostPool is the number of distinct client hosts (default 1000);
 	// there are about HostPool/10 servers.
 	HostPool int
+	// Distinct gives every flow a 5-tuple of its own (the client address
+	// counts up, as in a spoofed-source flood) instead of drawing from the
+	// HostPool's bounded set.
+	Distinct bool
 	// IPv6Share is the fraction of flows that are IPv6 (0 to 1); IPv6 flows
 	// use a separate template. It must be 0 for NetFlow v5.
 	IPv6Share float64

@@ -90,9 +90,12 @@ type pool struct {
 	ipv6     float64
 	clientV4 uint32
 	serverV4 uint32
+	// distinct makes the tuple index count up, one new client per flow.
+	distinct bool
+	next     uint64
 }
 
-func newPool(seed int64, hosts int, ipv6 float64) pool {
+func newPool(seed int64, hosts int, ipv6 float64, distinct bool) pool {
 	servers := uint64(hosts / 10)
 	if servers == 0 {
 		servers = 1
@@ -105,6 +108,7 @@ func newPool(seed int64, hosts int, ipv6 float64) pool {
 		ipv6:     ipv6,
 		clientV4: 10<<24 | 1<<16, // 10.1.0.0/16 (larger pools continue into 10.2.0.0 and on)
 		serverV4: 172<<24 | 16<<16,
+		distinct: distinct,
 	}
 }
 
@@ -137,6 +141,12 @@ func (p *pool) fill(r *rng, f *flow) {
 	h := mix(p.seed ^ (k+1)*0x9e3779b97f4a7c15)
 	client := k % p.hosts
 	sub := k / p.hosts
+	if p.distinct {
+		// A new client per flow: the tuple differs in its source (or,
+		// answered, its destination) address.
+		client, sub = p.next, 0
+		p.next++
+	}
 	// Zipf-like server popularity: u^3 crowds indices near 0.
 	u := float64(h>>11) / (1 << 53)
 	server := uint64(float64(p.servers) * u * u * u)

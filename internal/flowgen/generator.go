@@ -116,7 +116,7 @@ func NewGenerator(cfg Config) (*Generator, error) {
 	}
 	g := &Generator{
 		cfg:     cfg,
-		pool:    newPool(cfg.Seed, cfg.HostPool, cfg.IPv6Share),
+		pool:    newPool(cfg.Seed, cfg.HostPool, cfg.IPv6Share, cfg.Distinct),
 		rng:     rng{s: uint64(cfg.Seed)},
 		sampled: cfg.SamplingRate > 1,
 		buf:     make([]byte, 0, maxDatagram),

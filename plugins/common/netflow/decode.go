@@ -225,8 +225,13 @@ func (d *Decoder) templateSet(ctx *msgCtx, body []byte, base int, options bool, 
 // learn installs or refreshes a template parsed from a datagram.
 func (d *Decoder) learn(ctx *msgCtx, id uint16, options bool, scope uint16, fields []TemplateField, learned time.Time, b *core.Batch, st *DecodeStats) {
 	k := tkey{exporter: ctx.exporter.Addr(), version: ctx.version, id: id, domain: ctx.domain}
-	if t, ok := d.templates[k]; ok && t.set.Options == options && t.set.ScopeFieldCount == scope && sameFields(t.set.Fields, fields) {
+	t, exists := d.templates[k]
+	if exists && t.set.Options == options && t.set.ScopeFieldCount == scope && sameFields(t.set.Fields, fields) {
 		t.set.Learned = learned
+		return
+	}
+	if !d.admit(k, exists, learned.UnixNano()) {
+		st.Refused++
 		return
 	}
 	ts := TemplateSet{
@@ -239,7 +244,7 @@ func (d *Decoder) learn(ctx *msgCtx, id uint16, options bool, scope uint16, fiel
 		Fields:          append([]TemplateField(nil), fields...),
 		Learned:         learned,
 	}
-	d.templates[k] = compile(ts, d.cfg.KeepExtensions)
+	d.put(k, compile(ts, d.cfg.KeepExtensions))
 	if d.OnTemplate != nil {
 		d.OnTemplate(ts)
 	}
@@ -264,7 +269,7 @@ func (d *Decoder) withdraw(ctx *msgCtx, id uint16, st *DecodeStats) {
 	if !ok {
 		return
 	}
-	delete(d.templates, k)
+	d.remove(k)
 	st.Withdrawn++
 	d.notifyWithdrawn(t.set, ctx.received)
 }
@@ -272,7 +277,7 @@ func (d *Decoder) withdraw(ctx *msgCtx, id uint16, st *DecodeStats) {
 func (d *Decoder) withdrawAll(ctx *msgCtx, options bool, st *DecodeStats) {
 	for k, t := range d.templates {
 		if k.exporter == ctx.exporter.Addr() && k.version == ctx.version && k.domain == ctx.domain && t.set.Options == options {
-			delete(d.templates, k)
+			d.remove(k)
 			st.Withdrawn++
 			d.notifyWithdrawn(t.set, ctx.received)
 		}
@@ -302,8 +307,17 @@ func (d *Decoder) dataSet(ctx *msgCtx, id uint16, body []byte, off int, b *core.
 func (d *Decoder) enqueue(ctx *msgCtx, id uint16, body []byte, st *DecodeStats) {
 	addr := ctx.exporter.Addr()
 	q := d.pending[addr]
+	if d.pendingBytes+len(body) > d.cfg.PendingMaxBytes {
+		// Every queue together is full: this set is dropped, so that a
+		// flood of exporters cannot push out the data of the others.
+		st.DroppedQueued++
+		return
+	}
 	if len(q) >= d.cfg.PendingMaxPerExporter {
 		drop := len(q) - d.cfg.PendingMaxPerExporter + 1
+		for _, p := range q[:drop] {
+			d.pendingBytes -= len(p.data)
+		}
 		n := copy(q, q[drop:])
 		clear(q[n:])
 		q = q[:n]
@@ -319,6 +333,7 @@ func (d *Decoder) enqueue(ctx *msgCtx, id uint16, body []byte, st *DecodeStats) 
 	q = append(q, pendingSet{ctx: c, setID: id, data: append([]byte(nil), body...), queued: queued})
 	d.pending[addr] = q
 	d.npending++
+	d.pendingBytes += len(body)
 	st.Queued++
 }
 
@@ -349,6 +364,7 @@ func (d *Decoder) release(k tkey, b *core.Batch, st *DecodeStats) {
 	}
 	d.npending -= len(matched)
 	for i := range matched {
+		d.pendingBytes -= len(matched[i].data)
 		p := &matched[i]
 		st.Released++
 		// A queued set that turns out malformed is dropped; the records it

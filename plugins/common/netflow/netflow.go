@@ -42,7 +42,29 @@ type DecoderConfig struct {
 	// EmitOptions also appends options data records (with core.FlagOptions).
 	// By default they only feed the sampler table.
 	EmitOptions bool
+	// PendingMaxBytes bounds the bytes of all queued data sets together
+	// (every exporter); a data set beyond it is dropped. Default 16 MiB.
+	PendingMaxBytes int
+	// MaxExporters bounds the exporter addresses that have templates; a
+	// template of a new exporter beyond it is refused. Default 10,000.
+	MaxExporters int
+	// MaxTemplatesPerExporter bounds the templates of one exporter address
+	// (every version and domain); a new one beyond it is refused. Default
+	// 4,096.
+	MaxTemplatesPerExporter int
+	// MaxTemplateChangesPerMinute bounds how many templates one exporter
+	// may add or redefine in a minute (refreshes of unchanged templates are
+	// free); more are refused until the minute is over. Default 1,000.
+	MaxTemplateChangesPerMinute int
 }
+
+// Defaults of the decoder's caps on state a sender can grow.
+const (
+	DefaultPendingMaxBytes             = 16 << 20
+	DefaultMaxExporters                = 10_000
+	DefaultMaxTemplatesPerExporter     = 4096
+	DefaultMaxTemplateChangesPerMinute = 1000
+)
 
 // DefaultPendingMaxPerExporter is the default bound of the pending queue.
 const DefaultPendingMaxPerExporter = 4096
@@ -58,7 +80,8 @@ type DecodeStats struct {
 	Withdrawn      int // templates withdrawn
 	Queued         int // data sets put in the pending queue by this call
 	Released       int // queued data sets decoded by this call
-	DroppedQueued  int // queued data sets dropped because the exporter's queue was full (oldest first)
+	DroppedQueued  int // queued data sets dropped because the exporter's queue was full (oldest first) or all queues were (PendingMaxBytes)
+	Refused        int // templates refused by a cap (exporters, templates per exporter, changes per minute)
 }
 
 // TemplateSet is a self-contained, serializable template: enough to rebuild
@@ -128,6 +151,10 @@ type Decoder struct {
 	samplers  map[skey]*samplerState
 	pending   map[netip.Addr][]pendingSet
 	npending  int
+	// pendingBytes is the size of every queued data set.
+	pendingBytes int
+	// exporters counts templates and recent changes per exporter address.
+	exporters map[netip.Addr]*exporterState
 
 	scratchFields []TemplateField
 	optRec        core.Record
@@ -141,13 +168,91 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 	if cfg.PendingMaxAge <= 0 {
 		cfg.PendingMaxAge = DefaultPendingMaxAge
 	}
+	if cfg.PendingMaxBytes <= 0 {
+		cfg.PendingMaxBytes = DefaultPendingMaxBytes
+	}
+	if cfg.MaxExporters <= 0 {
+		cfg.MaxExporters = DefaultMaxExporters
+	}
+	if cfg.MaxTemplatesPerExporter <= 0 {
+		cfg.MaxTemplatesPerExporter = DefaultMaxTemplatesPerExporter
+	}
+	if cfg.MaxTemplateChangesPerMinute <= 0 {
+		cfg.MaxTemplateChangesPerMinute = DefaultMaxTemplateChangesPerMinute
+	}
 	return &Decoder{
 		cfg:       cfg,
 		templates: make(map[tkey]*template),
 		samplers:  make(map[skey]*samplerState),
 		pending:   make(map[netip.Addr][]pendingSet),
+		exporters: make(map[netip.Addr]*exporterState),
 	}
 }
+
+// exporterState is what the caps keep per exporter address.
+type exporterState struct {
+	templates   int
+	minute      int64 // the Unix minute of changes
+	changes     int   // template adds and changes in that minute
+	lastRefused int64
+}
+
+// admit says whether template k may be added or changed at unix-nanosecond
+// time now (exists: it is a change of a known template), and counts it.
+func (d *Decoder) admit(k tkey, exists bool, now int64) bool {
+	e := d.exporters[k.exporter]
+	if e == nil {
+		if len(d.exporters) >= d.cfg.MaxExporters {
+			return false
+		}
+		e = &exporterState{}
+		d.exporters[k.exporter] = e
+	}
+	if !exists && e.templates >= d.cfg.MaxTemplatesPerExporter {
+		return false
+	}
+	if m := now / int64(time.Minute); m != e.minute {
+		e.minute, e.changes = m, 0
+	}
+	if e.changes >= d.cfg.MaxTemplateChangesPerMinute {
+		return false
+	}
+	e.changes++
+	return true
+}
+
+// put installs a compiled template, keeping the per-exporter count.
+func (d *Decoder) put(k tkey, t *template) {
+	if _, ok := d.templates[k]; !ok {
+		e := d.exporters[k.exporter]
+		if e == nil {
+			e = &exporterState{}
+			d.exporters[k.exporter] = e
+		}
+		e.templates++
+	}
+	d.templates[k] = t
+}
+
+// remove deletes a template, forgetting an exporter that has none left.
+func (d *Decoder) remove(k tkey) {
+	if _, ok := d.templates[k]; !ok {
+		return
+	}
+	delete(d.templates, k)
+	if e := d.exporters[k.exporter]; e != nil {
+		e.templates--
+		if e.templates <= 0 {
+			delete(d.exporters, k.exporter)
+		}
+	}
+}
+
+// PendingBytes is the size of the data sets waiting for their template.
+func (d *Decoder) PendingBytes() int { return d.pendingBytes }
+
+// Exporters is the number of exporter addresses that have templates.
+func (d *Decoder) Exporters() int { return len(d.exporters) }
 
 // Decode decodes one datagram (the version is read from its first two bytes:
 // 5, 9 or 10) and appends the flow records to b. Record.Exporter and
@@ -194,6 +299,7 @@ func (d *Decoder) Expire(now time.Time) (expiredQueued, expiredTemplates int) {
 		for _, p := range q {
 			if p.queued < limit {
 				expiredQueued++
+				d.pendingBytes -= len(p.data)
 				continue
 			}
 			keep = append(keep, p)
@@ -210,7 +316,7 @@ func (d *Decoder) Expire(now time.Time) (expiredQueued, expiredTemplates int) {
 		tl := now.Add(-d.cfg.TemplateTTL)
 		for k, t := range d.templates {
 			if t.set.Learned.Before(tl) {
-				delete(d.templates, k)
+				d.remove(k)
 				expiredTemplates++
 			}
 		}
@@ -245,7 +351,7 @@ func (d *Decoder) AddTemplates(sets []TemplateSet, b *core.Batch) DecodeStats {
 		k := tkey{exporter: ts.Exporter, version: ts.Version, id: ts.ID, domain: ts.Domain}
 		if ts.Withdrawn {
 			if _, ok := d.templates[k]; ok {
-				delete(d.templates, k)
+				d.remove(k)
 				st.Withdrawn++
 			}
 			continue
@@ -257,7 +363,12 @@ func (d *Decoder) AddTemplates(sets []TemplateSet, b *core.Batch) DecodeStats {
 		if ts.Learned.IsZero() {
 			ts.Learned = time.Now()
 		}
-		d.templates[k] = compile(ts, d.cfg.KeepExtensions)
+		_, exists := d.templates[k]
+		if !d.admit(k, exists, time.Now().UnixNano()) {
+			st.Refused++
+			continue
+		}
+		d.put(k, compile(ts, d.cfg.KeepExtensions))
 		st.Templates++
 		d.release(k, b, &st)
 	}

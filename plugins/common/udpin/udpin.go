@@ -14,7 +14,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,7 +50,12 @@ type Listener struct {
 	Log   *slog.Logger
 
 	denied    prometheus.Counter
+	deniedN   atomic.Uint64
 	deniedLog *ratelog.Limiter
+	// inodes of the open sockets, to find their kernel drop counters.
+	inodes map[uint64]bool
+	// kernelBase is what closed sockets had dropped, so the total grows.
+	kernelBase atomic.Uint64
 
 	mu    sync.Mutex
 	conns []*net.UDPConn
@@ -116,7 +124,82 @@ func (l *Listener) Register(reg prometheus.Registerer) error {
 	if l.Log != nil {
 		l.deniedLog = ratelog.New(l.Log, 10*time.Second)
 	}
-	return reg.Register(l.denied)
+	kernel := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "input", Name: "kernel_drops_total",
+		Help: "Datagrams the kernel dropped because the input's socket buffer was full (the drops column of /proc/net/udp)."},
+		func() float64 { return float64(l.KernelDrops()) })
+	for _, c := range []prometheus.Collector{l.denied, kernel} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Denied is the number of datagrams dropped because of Allow.
+func (l *Listener) Denied() uint64 {
+	return l.deniedN.Load()
+}
+
+// Dropped reports the kernel's drops on the input's sockets for the
+// engine's loss log (denied senders are refused, not lost).
+func (l *Listener) Dropped() []core.Drop {
+	return []core.Drop{{Why: "kernel socket buffer full", Unit: "packets", N: l.KernelDrops()}}
+}
+
+// KernelDrops is the number of datagrams the kernel dropped on the input's
+// sockets since they were opened (their socket buffers were full), read
+// from /proc/net/udp and /proc/net/udp6.
+func (l *Listener) KernelDrops() uint64 {
+	l.mu.Lock()
+	inodes := l.inodes
+	l.mu.Unlock()
+	n := l.kernelBase.Load()
+	if len(inodes) == 0 {
+		return n
+	}
+	for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+		n += kernelDrops(f, inodes)
+	}
+	return n
+}
+
+// kernelDrops sums the drops column of the rows of a /proc/net/udp file
+// whose inode is in inodes.
+func kernelDrops(file string, inodes map[uint64]bool) uint64 {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		// sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+		if len(f) < 13 {
+			continue
+		}
+		ino, err := strconv.ParseUint(f[9], 10, 64)
+		if err != nil || !inodes[ino] {
+			continue
+		}
+		if d, err := strconv.ParseUint(f[len(f)-1], 10, 64); err == nil {
+			n += d
+		}
+	}
+	return n
+}
+
+// inode is the socket's inode number (0 when unknown).
+func inode(c *net.UDPConn) uint64 {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var st syscall.Stat_t
+	var serr error
+	if err := raw.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) }); err != nil || serr != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // Listen opens the sockets. Run calls it; tests call it first to learn the
@@ -141,6 +224,12 @@ func (l *Listener) Listen(ctx context.Context) error {
 		conn := pc.(*net.UDPConn)
 		l.setReadBuffer(conn)
 		l.conns = append(l.conns, conn)
+		if l.inodes == nil {
+			l.inodes = map[uint64]bool{}
+		}
+		if ino := inode(conn); ino != 0 {
+			l.inodes[ino] = true
+		}
 		// With port 0 the other sockets must share the port the first got.
 		addr = conn.LocalAddr().String()
 	}
@@ -287,6 +376,7 @@ func (l *Listener) read(c *net.UDPConn, emit func(*core.Batch) bool, handle Hand
 		}
 		src := from.Addr().Unmap()
 		if !l.Allow.Admits(src) {
+			l.deniedN.Add(1)
 			if l.denied != nil {
 				l.denied.Inc()
 			}
@@ -324,6 +414,14 @@ func (l *Listener) Stop() {
 }
 
 func (l *Listener) closeLocked() {
+	if len(l.inodes) > 0 {
+		var n uint64
+		for _, f := range []string{"/proc/net/udp", "/proc/net/udp6"} {
+			n += kernelDrops(f, l.inodes)
+		}
+		l.kernelBase.Add(n)
+		l.inodes = nil
+	}
 	for _, c := range l.conns {
 		_ = c.Close()
 	}

@@ -51,10 +51,11 @@ type NetFlow struct {
 }
 
 var (
-	_ core.Input       = (*NetFlow)(nil)
-	_ core.Listener    = (*NetFlow)(nil)
-	_ core.Initializer = (*NetFlow)(nil)
-	_ core.Validator   = (*NetFlow)(nil)
+	_ core.Input        = (*NetFlow)(nil)
+	_ core.Listener     = (*NetFlow)(nil)
+	_ core.Initializer  = (*NetFlow)(nil)
+	_ core.DropReporter = (*NetFlow)(nil)
+	_ core.Validator    = (*NetFlow)(nil)
 )
 
 // Validate checks the allow list (also for `flowline config check`).
@@ -99,6 +100,10 @@ func (n *NetFlow) Addr() net.Addr { return n.udp.Addr() }
 func (n *NetFlow) Start(ctx context.Context, emit func(*core.Batch) bool) error {
 	return n.udp.Run(ctx, emit, nil)
 }
+
+// Dropped reports the kernel's drops on the input's sockets (the engine's
+// loss log reads it).
+func (n *NetFlow) Dropped() []core.Drop { return n.udp.Dropped() }
 
 // Stop closes the sockets; the read loops emit what they hold and return.
 func (n *NetFlow) Stop(context.Context) error {

@@ -84,10 +84,11 @@ type Replica struct {
 }
 
 var (
-	_ core.Input       = (*Replica)(nil)
-	_ core.Listener    = (*Replica)(nil)
-	_ core.Initializer = (*Replica)(nil)
-	_ core.Validator   = (*Replica)(nil)
+	_ core.Input        = (*Replica)(nil)
+	_ core.Listener     = (*Replica)(nil)
+	_ core.Initializer  = (*Replica)(nil)
+	_ core.DropReporter = (*Replica)(nil)
+	_ core.Validator    = (*Replica)(nil)
 )
 
 // Validate checks the allow list and the secret (also for `flowline config
@@ -290,6 +291,10 @@ func isNetFlow(data []byte) bool {
 	}
 	return false
 }
+
+// Dropped reports the kernel's drops on the input's sockets (the engine's
+// loss log reads it).
+func (r *Replica) Dropped() []core.Drop { return r.udp.Dropped() }
 
 // Stop closes the sockets; the read loops emit what they hold and return.
 func (r *Replica) Stop(context.Context) error {

@@ -13,10 +13,14 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
 )
 
@@ -29,6 +33,7 @@ func init() {
 			Primitives: []string{"src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"},
 			Refresh:    core.Duration(time.Minute),
 			Time:       "arrival",
+			MaxKeys:    DefaultMaxKeys,
 		}
 	})
 }
@@ -44,10 +49,20 @@ type Aggregate struct {
 	// BatchSize is the number of aggregates per emitted batch (default:
 	// agent.batch_size).
 	BatchSize int `toml:"batch_size"`
+	// MaxKeys bounds the keys gathered between two refreshes: when the
+	// table holds this many, it is emitted at once (an early refresh, as
+	// if refresh had come), so distinct tuples (a spoofed-source flood)
+	// cost rows downstream, never unbounded memory nor lost counters.
+	MaxKeys int `toml:"max_keys"`
 
-	table *Table
-	now   func() time.Time
+	table      *Table
+	now        func() time.Time
+	earlyFlush prometheus.Counter
+	earlyLog   *ratelog.Limiter
 }
+
+// DefaultMaxKeys is the default of max_keys: about 30 MiB of table.
+const DefaultMaxKeys = 100_000
 
 var (
 	_ core.Processor      = (*Aggregate)(nil)
@@ -83,6 +98,18 @@ func (a *Aggregate) Init(env *core.Env) error {
 	default:
 		return fmt.Errorf("time = %q: want \"arrival\" or \"flow\"", a.Time)
 	}
+	if a.MaxKeys < 0 {
+		return fmt.Errorf("max_keys must not be negative")
+	}
+	if a.MaxKeys == 0 {
+		a.MaxKeys = DefaultMaxKeys
+	}
+	a.earlyFlush = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "aggregate", Name: "early_flushes_total",
+		Help: "Refreshes done early because the table reached max_keys."})
+	if err := env.Metrics.Register(a.earlyFlush); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	a.earlyLog = ratelog.New(env.Logger, 10*time.Second)
 	if a.BatchSize <= 0 {
 		a.BatchSize = env.BatchSize
 	}
@@ -96,14 +123,20 @@ func (a *Aggregate) Init(env *core.Env) error {
 	return nil
 }
 
-// Process adds every flow record of the batch to the table and releases it.
-func (a *Aggregate) Process(_ context.Context, in *core.Batch, _ core.Emit) error {
+// Process adds every flow record of the batch to the table and releases
+// it; a table that reaches max_keys is emitted at once.
+func (a *Aggregate) Process(_ context.Context, in *core.Batch, emit core.Emit) error {
 	for i := range in.Records {
 		r := &in.Records[i]
 		if r.Flags&core.FlagOptions != 0 {
 			continue
 		}
 		a.table.Add(r)
+		if a.table.Len() >= a.MaxKeys {
+			a.earlyFlush.Inc()
+			a.earlyLog.Log(slog.LevelWarn, "aggregate table reached max_keys: emitted early (more rows per bin downstream)", "max_keys", a.MaxKeys)
+			a.table.Drain(a.now().UnixNano(), a.BatchSize, emit)
+		}
 	}
 	in.Release()
 	return nil

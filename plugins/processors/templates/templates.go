@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,8 +41,13 @@ func init() {
 			SaveEvery:     core.Duration(10 * time.Second),
 			PendingMax:    4096,
 			PendingMaxAge: core.Duration(5 * time.Minute),
-			TemplateTTL:   core.Duration(24 * time.Hour),
-			ShareInterval: core.Duration(time.Minute),
+
+			PendingMaxBytes:             netflow.DefaultPendingMaxBytes,
+			MaxExporters:                netflow.DefaultMaxExporters,
+			MaxTemplatesPerExporter:     netflow.DefaultMaxTemplatesPerExporter,
+			MaxTemplateChangesPerMinute: netflow.DefaultMaxTemplateChangesPerMinute,
+			TemplateTTL:                 core.Duration(24 * time.Hour),
+			ShareInterval:               core.Duration(time.Minute),
 		}
 	})
 }
@@ -56,6 +62,14 @@ type Templates struct {
 	// template is unknown; PendingMaxAge is how long one may wait.
 	PendingMax    int           `toml:"pending_max"`
 	PendingMaxAge core.Duration `toml:"pending_max_age"`
+	// PendingMaxBytes bounds the early-data queue of all exporters together.
+	PendingMaxBytes core.Size `toml:"pending_max_bytes"`
+	// MaxExporters, MaxTemplatesPerExporter and MaxTemplateChangesPerMinute
+	// cap the template state a sender can grow; beyond them templates are
+	// refused and counted.
+	MaxExporters                int `toml:"max_exporters"`
+	MaxTemplatesPerExporter     int `toml:"max_templates_per_exporter"`
+	MaxTemplateChangesPerMinute int `toml:"max_template_changes_per_minute"`
 	// TemplateTTL expires templates an exporter has not refreshed for this
 	// long; "0s" keeps them forever.
 	TemplateTTL core.Duration `toml:"template_ttl"`
@@ -84,17 +98,36 @@ type Templates struct {
 	share     *sharer
 	toShare   []netflow.TemplateSet
 	lastShare time.Time
+
+	// For the engine's budget and loss log (read from its goroutine).
+	pendingBytes             atomic.Int64
+	droppedSets, expiredSets atomic.Uint64
+	refusedTemplates         atomic.Uint64
 }
 
 type decoderMetrics struct {
-	malformed, templates, queued, released, droppedQueued, expiredQueued, expiredTemplates prometheus.Counter
+	malformed, templates, queued, released, droppedQueued, expiredQueued, expiredTemplates, refused prometheus.Counter
 }
 
 var (
-	_ core.Processor   = (*Templates)(nil)
-	_ core.Ticker      = (*Templates)(nil)
-	_ core.Initializer = (*Templates)(nil)
+	_ core.Processor    = (*Templates)(nil)
+	_ core.Ticker       = (*Templates)(nil)
+	_ core.Initializer  = (*Templates)(nil)
+	_ core.MemoryHolder = (*Templates)(nil)
+	_ core.DropReporter = (*Templates)(nil)
 )
+
+// HeldBytes is the size of the early-data queue (the engine's budget
+// counts it).
+func (t *Templates) HeldBytes() int64 { return t.pendingBytes.Load() }
+
+// Dropped reports the data sets lost from the early-data queue.
+func (t *Templates) Dropped() []core.Drop {
+	return []core.Drop{
+		{Why: "early-data queue full", Unit: "data sets", N: t.droppedSets.Load()},
+		{Why: "no template within pending_max_age", Unit: "data sets", N: t.expiredSets.Load()},
+	}
+}
 
 // Init builds the decoder and loads the saved templates.
 func (t *Templates) Init(env *core.Env) error {
@@ -104,6 +137,12 @@ func (t *Templates) Init(env *core.Env) error {
 	if t.PendingMaxAge <= 0 {
 		return fmt.Errorf("pending_max_age must be positive")
 	}
+	if t.PendingMaxBytes != 0 && t.PendingMaxBytes < 64<<10 {
+		return fmt.Errorf("pending_max_bytes = %s: at least 64KiB", t.PendingMaxBytes)
+	}
+	if t.MaxExporters < 0 || t.MaxTemplatesPerExporter < 0 || t.MaxTemplateChangesPerMinute < 0 {
+		return fmt.Errorf("max_exporters, max_templates_per_exporter and max_template_changes_per_minute must be positive")
+	}
 	t.log = env.Logger
 	t.bad = ratelog.New(t.log, 10*time.Second)
 	t.dec = netflow.NewDecoder(netflow.DecoderConfig{
@@ -111,6 +150,11 @@ func (t *Templates) Init(env *core.Env) error {
 		PendingMaxAge:         time.Duration(t.PendingMaxAge),
 		TemplateTTL:           time.Duration(t.TemplateTTL),
 		KeepExtensions:        t.Extensions,
+
+		PendingMaxBytes:             int(t.PendingMaxBytes),
+		MaxExporters:                t.MaxExporters,
+		MaxTemplatesPerExporter:     t.MaxTemplatesPerExporter,
+		MaxTemplateChangesPerMinute: t.MaxTemplateChangesPerMinute,
 	})
 	t.dec.OnTemplate = func(ts netflow.TemplateSet) {
 		t.dirty = true
@@ -154,9 +198,10 @@ func (t *Templates) registerMetrics(env *core.Env) error {
 		droppedQueued:    c("data_sets_dropped_total", "Queued data sets dropped because the exporter's queue was full."),
 		expiredQueued:    c("data_sets_expired_total", "Queued data sets whose template never came."),
 		expiredTemplates: c("expired_total", "Templates expired after template_ttl without a refresh."),
+		refused:          c("refused_total", "Templates refused by max_exporters, max_templates_per_exporter or max_template_changes_per_minute."),
 	}
 	for _, m := range []prometheus.Collector{t.m.malformed, t.m.templates, t.m.queued, t.m.released,
-		t.m.droppedQueued, t.m.expiredQueued, t.m.expiredTemplates} {
+		t.m.droppedQueued, t.m.expiredQueued, t.m.expiredTemplates, t.m.refused} {
 		if err := env.Metrics.Register(m); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
@@ -278,8 +323,15 @@ func (t *Templates) count(st netflow.DecodeStats) {
 	}
 	if st.DroppedQueued > 0 {
 		t.m.droppedQueued.Add(float64(st.DroppedQueued))
-		t.bad.Log(slog.LevelWarn, "early-data queue full: dropped data sets waiting for a template", "dropped", st.DroppedQueued)
+		t.droppedSets.Add(uint64(st.DroppedQueued))
 	}
+	if st.Refused > 0 {
+		t.m.refused.Add(float64(st.Refused))
+		t.refusedTemplates.Add(uint64(st.Refused))
+		t.bad.Log(slog.LevelWarn, "templates refused: a cap on template state is reached (max_exporters, max_templates_per_exporter, max_template_changes_per_minute)",
+			"refused", st.Refused, "exporters", t.dec.Exporters())
+	}
+	t.pendingBytes.Store(int64(t.dec.PendingBytes()))
 }
 
 // TickEvery is how often queues and templates are expired and saved.
@@ -290,7 +342,8 @@ func (t *Templates) Tick(_ context.Context, now time.Time, _ core.Emit) error {
 	q, tm := t.dec.Expire(now)
 	if q > 0 {
 		t.m.expiredQueued.Add(float64(q))
-		t.bad.Log(slog.LevelWarn, "data sets expired before their template arrived", "data_sets", q)
+		t.expiredSets.Add(uint64(q))
+		t.pendingBytes.Store(int64(t.dec.PendingBytes()))
 	}
 	if tm > 0 {
 		t.m.expiredTemplates.Add(float64(tm))
