@@ -126,7 +126,10 @@ type MySQL struct {
 	errLog   *ratelog.Limiter
 	initDone bool
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// txMu runs one write transaction at a time (the flusher's and
+	// writeOrigin's share the statement buffers).
+	txMu      sync.Mutex
 	db        *sql.DB
 	ready     bool // database, tables and ledger checked
 	committed uint64
@@ -140,6 +143,9 @@ type MySQL struct {
 	// id kept in the spool directory, so that collectors sharing a table
 	// keep separate sequence numbers.
 	ledgerName string
+	// origins is flowline_origins: the highest sequence committed per
+	// upstream writer (batches of inputs.amqp).
+	origins    map[string]uint64
 	stmtBuf    []byte
 	loadBuf    []byte
 	loadData   atomic.Pointer[[]byte]
@@ -166,6 +172,7 @@ type metrics struct {
 	bufferRows, bufferCap, spoolBytes, spoolCap prometheus.Gauge
 	written, transactions, retries, dropped     prometheus.Counter
 	duplicates                                  prometheus.Counter
+	redelivered                                 prometheus.Counter
 }
 
 func (o *MySQL) registerMetrics(reg prometheus.Registerer) error {
@@ -185,6 +192,7 @@ func (o *MySQL) registerMetrics(reg prometheus.Registerer) error {
 		retries:      c("retries_total", "Failed transactions retried (the database was unreachable or refused them)."),
 		dropped:      c("dropped_rows_total", "Rows that fit neither the memory buffer nor the spool."),
 		duplicates:   c("dont_try_update_fallbacks_total", "Insert-only transactions redone as updates because the bin already had rows."),
+		redelivered:  c("duplicate_batches_total", "Redelivered batches skipped: their writer's sequence was committed before."),
 	}
 	o.m.bufferCap.Set(float64(o.BufferRows))
 	o.m.spoolCap.Set(float64(o.SpoolSize))
@@ -192,7 +200,7 @@ func (o *MySQL) registerMetrics(reg prometheus.Registerer) error {
 		return nil
 	}
 	for _, m := range []prometheus.Collector{o.m.bufferRows, o.m.bufferCap, o.m.spoolBytes, o.m.spoolCap,
-		o.m.written, o.m.transactions, o.m.retries, o.m.dropped, o.m.duplicates} {
+		o.m.written, o.m.transactions, o.m.retries, o.m.dropped, o.m.duplicates, o.m.redelivered} {
 		if err := reg.Register(m); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
@@ -512,6 +520,29 @@ func (o *MySQL) setupLocked(ctx context.Context) error {
 		return o.classify(err)
 	}
 	o.committed = uint64(seq.Int64)
+	if _, err := o.db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+o.qtable("flowline_origins")+
+		" (writer VARCHAR(191) NOT NULL PRIMARY KEY, seq BIGINT UNSIGNED NOT NULL) ENGINE=InnoDB"); err != nil {
+		return o.classify(fmt.Errorf("creating %s.flowline_origins (the table that stores a redelivered batch once): %w", o.Database, err))
+	}
+	origins := map[string]uint64{}
+	orows, err := o.db.QueryContext(ctx, "SELECT writer, seq FROM "+o.qtable("flowline_origins"))
+	if err != nil {
+		return o.classify(err)
+	}
+	for orows.Next() {
+		var w string
+		var s uint64
+		if err := orows.Scan(&w, &s); err != nil {
+			orows.Close()
+			return o.classify(err)
+		}
+		origins[w] = s
+	}
+	orows.Close()
+	if err := orows.Err(); err != nil {
+		return o.classify(err)
+	}
+	o.origins = origins
 	if err := o.buf.Open(o.committed); err != nil {
 		return core.Permanent(err)
 	}
@@ -563,6 +594,9 @@ func (o *MySQL) Write(ctx context.Context, b *core.Batch) error {
 		}
 		rows = append(rows, row{})
 		rows[len(rows)-1].fromRecord(r, o.mask, now)
+	}
+	if b.Origin.Writer != "" {
+		return o.writeOrigin(ctx, rows, b.Origin)
 	}
 	dropped, err := o.buf.Push(rows, rowsTag(rows))
 	o.updateGauges()

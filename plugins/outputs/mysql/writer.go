@@ -12,6 +12,8 @@ import (
 	"time"
 
 	driver "github.com/go-sql-driver/mysql"
+
+	"github.com/flowline/flowline/core"
 )
 
 // tuple is one formatted row in writeTx's arena.
@@ -196,9 +198,69 @@ func isConnErr(err error) bool {
 	return true
 }
 
+// txMark is what a transaction records besides the rows: the ledger's
+// sequence of the buffer's last chunk, or, for a batch that bypassed the
+// buffer, its origin (writer and sequence) in flowline_origins.
+type txMark struct {
+	ledger uint64
+	origin *core.Origin
+}
+
+// mark records m in tx.
+func (o *MySQL) mark(ctx context.Context, tx *sql.Tx, m txMark) error {
+	if m.origin != nil {
+		_, err := tx.ExecContext(ctx, "INSERT INTO "+o.qtable("flowline_origins")+" (writer, seq) VALUES (?, ?) ON DUPLICATE KEY UPDATE seq = GREATEST(seq, VALUES(seq))",
+			m.origin.Writer, m.origin.Seq)
+		return err
+	}
+	_, err := tx.ExecContext(ctx, o.ledgerSQL(), o.ledgerName, m.ledger)
+	return err
+}
+
+// writeOrigin writes the rows of a batch from a source that redelivers
+// (inputs.amqp) at once, in one transaction with its origin, bypassing the
+// buffer: the source holds the batch while the database is away, and the
+// batch is acknowledged only once committed. A batch at or below its
+// writer's stored sequence was committed before and is skipped.
+func (o *MySQL) writeOrigin(ctx context.Context, rows []row, origin core.Origin) error {
+	o.txMu.Lock()
+	defer o.txMu.Unlock()
+	if err := o.ensureReady(ctx); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	last, seen := o.origins[origin.Writer]
+	o.mu.Unlock()
+	if seen && origin.Seq <= last {
+		o.m.redelivered.Inc()
+		return nil
+	}
+	err := o.writeGroupMark(ctx, []*chunk{{Items: rows, N: len(rows)}}, txMark{origin: &origin})
+	if err != nil {
+		if isConnErr(err) {
+			o.mu.Lock()
+			o.ready = false
+			o.mu.Unlock()
+		}
+		return err
+	}
+	o.mu.Lock()
+	o.origins[origin.Writer] = origin.Seq
+	o.mu.Unlock()
+	o.m.written.Add(float64(len(rows)))
+	o.m.transactions.Inc()
+	return nil
+}
+
 // writeGroup writes the chunks in one transaction that also moves the ledger
 // to last.
 func (o *MySQL) writeGroup(ctx context.Context, group []*chunk, last uint64) error {
+	o.txMu.Lock()
+	defer o.txMu.Unlock()
+	return o.writeGroupMark(ctx, group, txMark{ledger: last})
+}
+
+func (o *MySQL) writeGroupMark(ctx context.Context, group []*chunk, last txMark) error {
 	tctx, cancel := context.WithTimeout(ctx, time.Duration(o.Timeout)+time.Duration(rowsOf(group))*50*time.Microsecond)
 	defer cancel()
 	upsert := !o.DontTryUpdate
@@ -234,7 +296,7 @@ func (o *MySQL) sorted(group []*chunk) []tuple {
 	return tups
 }
 
-func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert bool) error {
+func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last txMark, upsert bool) error {
 	tups := o.sorted(group)
 	defer func() { clear(o.tups); o.tups = o.tups[:0] }()
 	if o.LoadData && !o.noLoad.Load() {
@@ -283,7 +345,7 @@ func (o *MySQL) writeTx(ctx context.Context, group []*chunk, last uint64, upsert
 		return err
 	}
 	o.stmtBuf = stmt[:0]
-	if _, err := tx.ExecContext(ctx, o.ledgerSQL(), o.ledgerName, last); err != nil {
+	if err := o.mark(ctx, tx, last); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -297,7 +359,7 @@ func (o *MySQL) ledgerSQL() string {
 // of the connection, then one INSERT ... SELECT ... ON DUPLICATE KEY UPDATE
 // into the table, in one transaction with the ledger: the server parses
 // tab-separated values instead of SQL, about 1.5 times as fast.
-func (o *MySQL) loadTx(ctx context.Context, tups []tuple, last uint64, upsert bool) error {
+func (o *MySQL) loadTx(ctx context.Context, tups []tuple, last txMark, upsert bool) error {
 	data := o.loadBuf[:0]
 	for _, t := range tups {
 		data = o.appendTSV(data, t.r)
@@ -344,7 +406,7 @@ func (o *MySQL) loadTx(ctx context.Context, tups []tuple, last uint64, upsert bo
 	if _, err := tx.ExecContext(ctx, q); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, o.ledgerSQL(), o.ledgerName, last); err != nil {
+	if err := o.mark(ctx, tx, last); err != nil {
 		return err
 	}
 	return tx.Commit()
