@@ -206,12 +206,15 @@ func num(v any) uint64 {
 // VMBinSum is the sum, over every series and bin of metric, of the bin's
 // final running total: max_over_time over each bin (bins of binLen, the
 // aggregate's history, aligned to the epoch) from a range query whose steps
-// are the bins' ends. VictoriaMetrics keeps every rewrite of a point, and
+// are the bins' starts. VictoriaMetrics keeps every rewrite of a point, and
 // running totals only grow, so the maximum is the total.
 func (s Server) VMBinSum(t testing.TB, metric string, from time.Time, binLen time.Duration) uint64 {
 	t.Helper()
 	step := int64(binLen.Seconds())
-	start := from.Unix()/step*step + step // the end of the first bin
+	// A step at t takes the window (t-bin, t]: the point at the start t of
+	// the bin that begins there (outputs.influxdb writes points at the bin
+	// start).
+	start := from.Unix() / step * step
 	end := time.Now().Unix()/step*step + 2*step
 	form := url.Values{"query": {fmt.Sprintf("sum(max_over_time(%s[%ds]))", metric, step)},
 		"start": {strconv.FormatInt(start, 10)}, "end": {strconv.FormatInt(end, 10)}, "step": {strconv.FormatInt(step, 10) + "s"}}

@@ -109,19 +109,23 @@ type InfluxDB struct {
 	initDone    bool
 
 	// Running totals (Write's goroutine, and Close after the last Write).
-	mu       sync.Mutex
-	totals   []total
-	index    map[string]int32
-	dirty    []int32
-	keyBuf   []byte
-	maxBin   int64 // the newest bin seen
-	cutoff   int64 // bins before it have had their totals forgotten
-	gen      int64 // eviction passes so far
-	startNs  int64 // when this process started writing
-	offBase  int64 // this process's timestamp offset for bins it cannot know whole
-	lastTs   int64 // the newest timestamp given to a point without a bin
-	group    map[string]int32
-	groupTot []total
+	mu      sync.Mutex
+	totals  []total
+	index   map[string]int32
+	dirty   []int32
+	keyBuf  []byte
+	maxBin  int64 // the newest bin seen
+	cutoff  int64 // bins before it have had their totals forgotten
+	gen     int64 // eviction passes so far
+	startNs int64 // when this process started writing
+	// pastUnknown: bins before startNs may hold points an earlier run
+	// wrote that this one has no totals for (see openTotals).
+	pastUnknown bool
+	markerPath  string
+	offBase     int64 // this process's timestamp offset for bins it cannot know whole
+	lastTs      int64 // the newest timestamp given to a point without a bin
+	group       map[string]int32
+	groupTot    []total
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -290,23 +294,47 @@ func (o *InfluxDB) Init(env *core.Env) error {
 	// 1..89 ms: distinct for processes started in different seconds (mod 89),
 	// and in whole milliseconds so that VictoriaMetrics tells them apart too.
 	o.offBase = (o.startNs/1e9%89 + 1) * 1e6
-	if dir != "" {
-		o.totalsPath = filepath.Join(dir, "totals")
-		ts, err := loadTotals(o.totalsPath)
-		if err != nil {
-			o.log.Warn("running totals of the previous run unreadable: bins it left open continue at an offset timestamp", "file", o.totalsPath, "err", err)
-		}
-		for _, t := range ts {
-			o.index[t.series+binSuffix(t.bin)] = int32(len(o.totals))
-			o.totals = append(o.totals, t)
-			o.maxBin = max(o.maxBin, t.bin)
-		}
-		os.Remove(o.totalsPath) // a crash must not bring back stale totals
+	if err := o.openTotals(dir); err != nil {
+		return err
 	}
 	o.errLog = ratelog.New(o.log, 10*time.Second)
 	o.dropLog = ratelog.New(o.log, 10*time.Second)
 	o.rejectLog = ratelog.New(o.log, 10*time.Second)
 	o.initDone = true
+	return nil
+}
+
+// openTotals restores the running totals a clean shutdown saved in dir and
+// decides whether bins that began before this start may hold points this
+// process does not know: after a crash (the marker file "running" is still
+// there), with unreadable totals, or without a directory (nothing is kept).
+// A first start and a restart after a clean shutdown know them all.
+func (o *InfluxDB) openTotals(dir string) error {
+	if dir == "" {
+		o.pastUnknown = true
+		return nil
+	}
+	o.totalsPath = filepath.Join(dir, "totals")
+	o.markerPath = filepath.Join(dir, "running")
+	if _, err := os.Stat(o.markerPath); err == nil {
+		o.pastUnknown = true
+		o.log.Warn("the previous run did not shut down cleanly: points for bins it may have written go to offset timestamps inside those bins (see README)")
+	}
+	cutoff, ts, _, err := loadTotals(o.totalsPath)
+	if err != nil {
+		o.pastUnknown = true
+		o.log.Warn("running totals of the previous run unreadable: bins it left open continue at an offset timestamp", "file", o.totalsPath, "err", err)
+	}
+	o.cutoff = cutoff
+	for _, t := range ts {
+		o.index[t.series+binSuffix(t.bin)] = int32(len(o.totals))
+		o.totals = append(o.totals, t)
+		o.maxBin = max(o.maxBin, t.bin)
+	}
+	os.Remove(o.totalsPath) // a crash must not bring back stale totals
+	if err := os.WriteFile(o.markerPath, []byte("outputs.influxdb runs; removed at a clean shutdown\n"), 0o644); err != nil {
+		return fmt.Errorf("spool directory: %w", err)
+	}
 	return nil
 }
 
@@ -431,10 +459,10 @@ func (o *InfluxDB) absorbBinned(recs []core.Record) [][]byte {
 		if !ok {
 			key := string(o.keyBuf)
 			t := total{series: key[:seriesLen], bin: bin, ts: bin}
-			if bin < o.startNs || bin < o.cutoff {
-				// An earlier process, or this one before it forgot the
-				// totals, may have written this bin: a timestamp of its
-				// own makes these points add instead of overwrite.
+			if bin < o.cutoff || (o.pastUnknown && bin < o.startNs) {
+				// This process forgot the bin's totals, or an earlier
+				// process that crashed may have written it: a timestamp
+				// of its own makes these points add instead of overwrite.
 				t.ts = bin + o.offBase + o.gen
 			}
 			idx = int32(len(o.totals))
@@ -584,9 +612,11 @@ func (o *InfluxDB) Close(ctx context.Context) error {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.totalsPath != "" && len(o.totals) > 0 {
-		if serr := saveTotals(o.totalsPath, o.totals); serr != nil {
+	if o.totalsPath != "" {
+		if serr := saveTotals(o.totalsPath, o.cutoff, o.totals); serr != nil {
 			o.log.Error("running totals not saved: bins still open continue at an offset timestamp after the restart", "err", serr)
+		} else {
+			os.Remove(o.markerPath)
 		}
 	}
 	return err

@@ -251,6 +251,46 @@ func TestLateAndRestartedBinsAdd(t *testing.T) {
 	}
 }
 
+// TestCrashedRunUsesOffsets: a process that stopped without Close (a
+// crash) leaves its marker; the next one cannot know the totals of bins
+// that began before it started, so its points for them go to an offset
+// timestamp and add up. A first start needs no offset.
+func TestCrashedRunUsesOffsets(t *testing.T) {
+	s := influxtest.InfluxDB(t)
+	s.CreateDB(t, "flowline_unit_crash")
+	dataDir := t.TempDir()
+	env := func() *core.Env {
+		e := core.NewEnv("influxdb", dataDir)
+		e.Primitives = aggPrimitives
+		return e
+	}
+	bin := time.Now().Truncate(time.Minute).UnixNano()
+	first := newOutput(t, s.URL, s.Token, "flowline_unit_crash", env(), nil)
+	if first.pastUnknown {
+		t.Fatal("a first start treats earlier bins as unknown")
+	}
+	recs := refresh(200, []int64{bin}, 1)
+	wp, wb := sum(recs)
+	first.Write(context.Background(), batchOf(recs))
+	drained(t, first, 30*time.Second)
+	first.cancelRun() // the process dies: no Close, no saved totals
+	<-first.done
+
+	second := newOutput(t, s.URL, s.Token, "flowline_unit_crash", env(), nil)
+	if !second.pastUnknown {
+		t.Fatal("the marker of the crashed run was not seen")
+	}
+	recs = refresh(200, []int64{bin}, 2)
+	p, b := sum(recs)
+	wp, wb = wp+p, wb+b
+	second.Write(context.Background(), batchOf(recs))
+	drained(t, second, 30*time.Second)
+	closeOutput(t, second)
+	if gp, gb, _ := s.Sums(t, "flowline_unit_crash", "flows"); gp != wp || gb != wb {
+		t.Fatalf("after a crash: %d packets, %d bytes; %d, %d were sent", gp, gb, wp, wb)
+	}
+}
+
 // TestUnaggregatedPointsDoNotCollide: without an aggregate every Write's
 // records are summed per tag set and each sum gets a timestamp of its own.
 func TestUnaggregatedPointsDoNotCollide(t *testing.T) {
@@ -503,19 +543,19 @@ func TestLineProtocol(t *testing.T) {
 func TestTotalsFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "totals")
 	in := []total{{series: "flows,exporter=1.2.3.4", bin: 60e9, ts: 60e9 + 5e6, packets: 1, bytes: 2, flows: 3}, {series: "flows", bin: 120e9, ts: 120e9}}
-	if err := saveTotals(path, in); err != nil {
+	if err := saveTotals(path, 42e9, in); err != nil {
 		t.Fatal(err)
 	}
-	out, err := loadTotals(path)
-	if err != nil || fmt.Sprint(out) != fmt.Sprint(in) {
-		t.Fatalf("loaded %v, %v", out, err)
+	cutoff, out, found, err := loadTotals(path)
+	if err != nil || !found || cutoff != 42e9 || fmt.Sprint(out) != fmt.Sprint(in) {
+		t.Fatalf("loaded %d %v, %v", cutoff, out, err)
 	}
 	data, _ := os.ReadFile(path)
 	for i := range data {
 		d := append([]byte(nil), data...)
 		d[i] ^= 0x5a
 		os.WriteFile(path, d, 0o644)
-		if _, err := loadTotals(path); err == nil {
+		if _, _, _, err := loadTotals(path); err == nil {
 			t.Fatalf("byte %d damaged, file accepted", i)
 		}
 	}

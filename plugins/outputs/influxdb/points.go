@@ -175,9 +175,11 @@ type total struct {
 // restart.
 const totalsMagic = "FLINFTO1"
 
-// saveTotals writes the running totals to path (atomically).
-func saveTotals(path string, ts []total) error {
+// saveTotals writes the running totals and the cutoff (bins before it had
+// their totals forgotten) to path, atomically.
+func saveTotals(path string, cutoff int64, ts []total) error {
 	buf := []byte(totalsMagic)
+	buf = binary.AppendVarint(buf, cutoff)
 	buf = binary.AppendUvarint(buf, uint64(len(ts)))
 	for i := range ts {
 		t := &ts[i]
@@ -199,51 +201,57 @@ func saveTotals(path string, ts []total) error {
 
 var errTotalsCorrupt = errors.New("totals file is corrupt")
 
-// loadTotals reads what saveTotals wrote; a missing file is no totals.
-func loadTotals(path string) ([]total, error) {
+// loadTotals reads what saveTotals wrote; a missing file is no totals
+// (found is false).
+func loadTotals(path string) (cutoff int64, ts []total, found bool, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return 0, nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return 0, nil, true, err
 	}
 	if len(data) < len(totalsMagic)+4 || string(data[:len(totalsMagic)]) != totalsMagic ||
 		crc32.ChecksumIEEE(data[:len(data)-4]) != binary.BigEndian.Uint32(data[len(data)-4:]) {
-		return nil, errTotalsCorrupt
+		return 0, nil, true, errTotalsCorrupt
 	}
 	p := data[len(totalsMagic) : len(data)-4]
+	cutoff, k := binary.Varint(p)
+	if k <= 0 {
+		return 0, nil, true, errTotalsCorrupt
+	}
+	p = p[k:]
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)) {
-		return nil, errTotalsCorrupt
+		return 0, nil, true, errTotalsCorrupt
 	}
 	p = p[k:]
 	out := make([]total, 0, n)
 	for range n {
 		l, k := binary.Uvarint(p)
 		if k <= 0 || l > uint64(len(p)-k) {
-			return nil, errTotalsCorrupt
+			return 0, nil, true, errTotalsCorrupt
 		}
 		t := total{series: string(p[k : k+int(l)])}
 		p = p[k+int(l):]
 		for _, v := range []*int64{&t.bin, &t.ts} {
 			x, k := binary.Varint(p)
 			if k <= 0 {
-				return nil, errTotalsCorrupt
+				return 0, nil, true, errTotalsCorrupt
 			}
 			*v, p = x, p[k:]
 		}
 		for _, v := range []*uint64{&t.packets, &t.bytes, &t.flows} {
 			x, k := binary.Uvarint(p)
 			if k <= 0 {
-				return nil, errTotalsCorrupt
+				return 0, nil, true, errTotalsCorrupt
 			}
 			*v, p = x, p[k:]
 		}
 		out = append(out, t)
 	}
 	if len(p) != 0 {
-		return nil, errTotalsCorrupt
+		return 0, nil, true, errTotalsCorrupt
 	}
-	return out, nil
+	return cutoff, out, true, nil
 }
