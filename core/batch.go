@@ -139,3 +139,8 @@ func (b *Batch) AppendRecord() *Record {
 	b.Records = append(b.Records, Record{})
 	return &b.Records[len(b.Records)-1]
 }
+
+// HasAcks reports whether the batch carries acknowledgements: an output
+// that commits later than its Write returns (the raw flow log) retains such
+// a batch until it has committed the records.
+func (b *Batch) HasAcks() bool { return len(b.acks) > 0 }

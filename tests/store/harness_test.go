@@ -129,6 +129,19 @@ func send(t *testing.T, cfg flowgen.Config) flowgen.Totals {
 // storeConfig is a collector on loopback ports storing 5-tuples in 1m bins
 // with the given lifecycle table (may be "").
 func storeConfig(udpPort, metricsPort int, refresh, lifecycle string) string {
+	return collectorConfig(udpPort, metricsPort) + fmt.Sprintf(`
+[[processors.aggregate]]
+  primitives = ["src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"]
+  history = "1m"
+  refresh = %q
+
+[[outputs.duckdb]]
+%s
+`, refresh, lifecycle)
+}
+
+// collectorConfig is the agent and the netflow input on loopback ports.
+func collectorConfig(udpPort, metricsPort int) string {
 	return fmt.Sprintf(`
 [agent]
   data_dir = "./data"
@@ -137,15 +150,7 @@ func storeConfig(udpPort, metricsPort int, refresh, lifecycle string) string {
 [[inputs.netflow]]
   address = "127.0.0.1:%d"
   read_buffer = "64MiB"
-
-[[processors.aggregate]]
-  primitives = ["src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"]
-  history = "1m"
-  refresh = %q
-
-[[outputs.duckdb]]
-%s
-`, metricsPort, udpPort, refresh, lifecycle)
+`, metricsPort, udpPort)
 }
 
 func writeFile(t *testing.T, path, text string) {

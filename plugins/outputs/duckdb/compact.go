@@ -36,6 +36,20 @@ func orderBy(has func(string) bool) string {
 	return strings.Join(keys, ", ")
 }
 
+// fileOrderBy is orderBy over archive files' columns (an address sorts by
+// its two halves).
+func fileOrderBy(cols []column) string {
+	var keys []string
+	for _, k := range strings.Split(orderBy(colsHas(cols)), ", ") {
+		if c, ok := primitiveColumns[k]; ok && c.isAddr() {
+			keys = append(keys, k+"__hi", k+"__lo")
+			continue
+		}
+		keys = append(keys, k)
+	}
+	return strings.Join(keys, ", ")
+}
+
 func colsHas(cols []column) func(string) bool {
 	return func(n string) bool {
 		for _, c := range cols {
@@ -97,6 +111,9 @@ func (s *Store) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 	}
 	if err := s.compress(ctx, now, p, &rep); err != nil {
 		return rep, fmt.Errorf("compress: %w", err)
+	}
+	if err := s.mergeSegments(ctx, now, p, &rep); err != nil {
+		return rep, fmt.Errorf("merge raw flow log segments: %w", err)
 	}
 	for _, r := range p.Rollups {
 		if err := s.rollup(ctx, now, r, p.CompressLevel, &rep); err != nil {
@@ -182,10 +199,102 @@ func (s *Store) compress(ctx context.Context, now time.Time, p lifecycle.Policy,
 	return nil
 }
 
+// mergeSegments is the compress step of the raw flow log: the segment
+// files of a partition that began before the compress cutoff become one
+// file, sorted over the whole partition, at compress_level (with
+// compress_after "0s" the current partition too: later segments of it
+// become more files, as rows are additive). Segments are merged only with
+// those rolled into the same tiers, and the merged file inherits those
+// marks, so the tier views stay exact.
+func (s *Store) mergeSegments(ctx context.Context, now time.Time, p lifecycle.Policy, rep *lifecycle.Report) error {
+	cut := s.compressCutoff(now, p)
+	type group struct {
+		part  int64
+		tiers string
+	}
+	groups := map[group][]fileEntry{}
+	var keys []group
+	for _, f := range s.filesOf(RawTier) {
+		if f.mask != rawMask || f.partStart >= cut {
+			continue
+		}
+		var tiers []string
+		for _, t := range s.tierNames() {
+			if s.rolled[t][f.path] {
+				tiers = append(tiers, t)
+			}
+		}
+		g := group{f.partStart, strings.Join(tiers, ",")}
+		if groups[g] == nil {
+			keys = append(keys, g)
+		}
+		groups[g] = append(groups[g], f)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].part < keys[j].part })
+	s.mu.Lock()
+	gen := s.gen
+	s.mu.Unlock()
+	c := s.pconn
+	cols := columnsOf(rawMask)
+	for _, g := range keys {
+		src := groups[g]
+		if len(src) < 2 {
+			continue
+		}
+		var want struct{ rows, packets, bytes, flows uint64 }
+		var removed, removedAbs []string
+		for _, f := range src {
+			want.rows += f.rows
+			want.packets += f.packets
+			want.bytes += f.bytes
+			want.flows += f.flows
+			removed = append(removed, f.path)
+			removedAbs = append(removedAbs, s.absPath(f.path))
+		}
+		paths := make([]string, len(src))
+		for i, f := range src {
+			paths[i] = quote(s.absPath(f.path))
+		}
+		q := "SELECT * FROM read_parquet([" + strings.Join(paths, ", ") + "]) ORDER BY " + fileOrderBy(cols)
+		f := s.newFileEntry(RawTier, rawLogVersion, rawMask, g.part, src[0].partEnd)
+		if err := s.writeParquet(ctx, c, q, &f, p.CompressLevel); err != nil {
+			return err
+		}
+		if f.rows != want.rows || f.packets != want.packets || f.bytes != want.bytes || f.flows != want.flows {
+			os.Remove(f.abs)
+			return fmt.Errorf("merged file %s holds %d rows, %d packets, %d bytes, %d flows; its segments %d, %d, %d, %d", f.path, f.rows, f.packets, f.bytes, f.flows, want.rows, want.packets, want.bytes, want.flows)
+		}
+		var rolled [][2]string
+		if g.tiers != "" {
+			for _, t := range strings.Split(g.tiers, ",") {
+				rolled = append(rolled, [2]string{t, f.path})
+			}
+		}
+		if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+			os.Remove(f.abs)
+			return err
+		}
+		if err := s.commitFiles(ctx, gen, []newFile{f}, rolled, removed, nil, nil); err != nil {
+			os.Remove(f.abs)
+			return err
+		}
+		for _, a := range removedAbs {
+			if err := os.Remove(a); err != nil && !os.IsNotExist(err) {
+				s.log.Warn("cannot remove a merged segment; the next pass retries", "file", a, "err", err)
+			}
+		}
+		rep.CompressedRows += int64(want.rows)
+		rep.CompressedFiles++
+	}
+	return nil
+}
+
 // newFileEntry names the next archive file of a tier and partition.
 func (s *Store) newFileEntry(tier string, version int, mask core.Field, lo, hi int64) newFile {
+	s.nextFileMu.Lock()
 	n := s.nextFile
 	s.nextFile++
+	s.nextFileMu.Unlock()
 	ts := time.UnixMicro(lo).UTC().Format("20060102T1504Z")
 	rel := path.Join(tier, fmt.Sprintf("v%d", version), fmt.Sprintf("%s_%06d.parquet", ts, n))
 	return newFile{fileEntry: fileEntry{path: rel, tier: tier, version: version, mask: mask, partStart: lo, partEnd: hi}, abs: s.absPath(rel)}
@@ -250,13 +359,18 @@ func syncDir(p string) error {
 // commitFiles finishes a step's transaction on the pass connection (begun
 // by the caller): it lists the new files in the manifest, records rolled-up
 // raw files, drops the removed files from the manifest, runs the deletions
-// (checking each deletes exactly the expected number of rows when given),
+// (checking each deletes exactly the expected number of rows when given;
+// statements past expect's length are run unchecked: the raw flow log's
+// origin updates),
 // rebuilds the views and advances the file counter, and commits. It holds
 // the writer lock meanwhile; a table version created since the pass began
 // (gen) aborts the step, which the next pass redoes.
 func (s *Store) commitFiles(ctx context.Context, gen int, files []newFile, rolled [][2]string, removed []string, deletes []string, expect []uint64) error {
 	c := s.pconn
 	s.mu.Lock()
+	s.nextFileMu.Lock()
+	next := s.nextFile
+	s.nextFileMu.Unlock()
 	defer s.mu.Unlock()
 	rollback := func(err error) error {
 		c.ExecContext(context.Background(), "ROLLBACK")
@@ -278,7 +392,7 @@ func (s *Store) commitFiles(ctx context.Context, gen int, files []newFile, rolle
 	for _, p := range removed {
 		stmts = append(stmts, "DELETE FROM flowline_files WHERE path = "+quote(p), "DELETE FROM flowline_rolled WHERE path = "+quote(p))
 	}
-	stmts = append(stmts, fmt.Sprintf("UPDATE flowline_meta SET value = '%d' WHERE key = 'next_file'", s.nextFile))
+	stmts = append(stmts, fmt.Sprintf("UPDATE flowline_meta SET value = '%d' WHERE key = 'next_file'", next))
 	for _, q := range stmts {
 		if _, err := c.ExecContext(ctx, q); err != nil {
 			return rollback(fmt.Errorf("%s: %w", firstLine(q), err))

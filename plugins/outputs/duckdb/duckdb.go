@@ -51,7 +51,22 @@ func New() *DuckDB {
 		QueryTimeout: core.Duration(DefaultQueryTimeout),
 		QueryMaxRows: DefaultQueryMaxRows,
 		Lifecycle:    lifecycle.Unset(),
+		RawLog: RawLogConfig{
+			SegmentRows: DefaultSegmentRows,
+			FlushEvery:  core.Duration(10 * time.Second),
+		},
 	}
+}
+
+// RawLogConfig is the [outputs.duckdb.raw_log] table: how the raw flow log
+// (the output with no aggregate upstream) writes its segments.
+type RawLogConfig struct {
+	// SegmentRows is the row count at which a partition's buffer becomes a
+	// segment file.
+	SegmentRows int `toml:"segment_rows"`
+	// FlushEvery is the longest a flow waits in memory (what a kill -9
+	// loses at most).
+	FlushEvery core.Duration `toml:"flush_every"`
 }
 
 // Interface guards.
@@ -88,6 +103,9 @@ type DuckDB struct {
 	// Lifecycle is the [outputs.duckdb.lifecycle] table; without it rows
 	// stay hot forever.
 	Lifecycle lifecycle.Policy `toml:"lifecycle"`
+	// RawLog tunes the raw flow log: with no aggregate upstream, flows go
+	// into Parquet segment files instead of the hot table.
+	RawLog RawLogConfig `toml:"raw_log"`
 
 	policy *lifecycle.Policy
 	opt    Options
@@ -95,8 +113,13 @@ type DuckDB struct {
 	log    *slog.Logger
 	http   core.HTTPMux
 
+	// raw says the records are unaggregated (no aggregate upstream): they
+	// go to the raw flow log.
+	raw bool
+
 	mu       sync.Mutex
 	store    *Store
+	rawLog   *RawLog
 	sched    *lifecycle.Scheduler
 	apiPaths []string
 	rows     prometheus.Counter
@@ -105,6 +128,8 @@ type DuckDB struct {
 	passes     prometheus.Counter
 	hotGauge   prometheus.Gauge
 	compGauge  prometheus.Gauge
+	rawFlows   prometheus.Counter
+	rawLost    prometheus.Counter
 }
 
 // Validate checks the configuration (also for `flowline config check`).
@@ -132,6 +157,12 @@ func (d *DuckDB) Validate() error {
 	}
 	if d.APIToken != "" && len(d.APIToken) < 16 {
 		return errors.New("api_token: at least 16 characters (give it as \"${FLOWLINE_API_TOKEN}\")")
+	}
+	if d.RawLog.SegmentRows < 1024 || d.RawLog.SegmentRows > 1<<24 {
+		return fmt.Errorf("raw_log.segment_rows = %d: between 1024 and 16777216", d.RawLog.SegmentRows)
+	}
+	if d.RawLog.FlushEvery < core.Duration(100*time.Millisecond) {
+		return fmt.Errorf("raw_log.flush_every = %s: at least 100ms", d.RawLog.FlushEvery)
 	}
 	p, err := d.Lifecycle.Resolve()
 	if err != nil {
@@ -170,12 +201,15 @@ func (d *DuckDB) Init(env *core.Env) error {
 	d.http = env.HTTP
 	d.opt = d.StoreOptions(env.DataDir, false)
 	d.opt.Logger = d.log
+	d.raw = env.Primitives == nil
 	d.rows = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "rows_written_total", Help: "Rows committed to the hot table."})
 	d.passes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "lifecycle_passes_total", Help: "Life-cycle passes run."})
 	d.hotGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "hot_bytes", Help: "Bytes of the DuckDB file in use (hot rows and bookkeeping)."})
 	d.compGauge = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "compressed_bytes", Help: "Bytes of the archive files."})
 	d.duplicates = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "duplicate_batches_total", Help: "Redelivered batches skipped: their writer's sequence was stored before."})
-	for _, c := range []prometheus.Collector{d.rows, d.duplicates, d.passes, d.hotGauge, d.compGauge} {
+	d.rawFlows = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "raw_flows_total", Help: "Flows of the raw flow log listed in the archive (durable)."})
+	d.rawLost = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "raw_lost_flows_total", Help: "Flows of the raw flow log lost because a segment could not be written."})
+	for _, c := range []prometheus.Collector{d.rows, d.duplicates, d.passes, d.hotGauge, d.compGauge, d.rawFlows, d.rawLost} {
 		if err := env.Metrics.Register(c); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
@@ -198,24 +232,42 @@ func (d *DuckDB) Connect(ctx context.Context) error {
 		return err
 	}
 	d.store = s
+	if d.raw {
+		l, err := s.OpenRawLog(ctx, RawLogOptions{SegmentRows: d.RawLog.SegmentRows, FlushEvery: time.Duration(d.RawLog.FlushEvery)})
+		if err != nil {
+			s.Close()
+			d.store = nil
+			return err
+		}
+		l.onCommit = func(n int) { d.rawFlows.Add(float64(n)) }
+		l.onLost = func(n int) { d.rawLost.Add(float64(n)) }
+		d.rawLog = l
+	}
 	if d.policy != nil {
 		d.sched = lifecycle.Start(d, *d.policy, d.log)
 	}
 	d.serveAPI()
 	d.updateGauges(ctx)
-	d.log.Info("store open", "path", d.opt.Path, "archive", d.opt.Archive, "lifecycle", d.policy != nil)
+	d.log.Info("store open", "path", d.opt.Path, "archive", d.opt.Archive, "lifecycle", d.policy != nil, "raw_flow_log", d.raw)
 	return nil
 }
 
 // Write appends the batch's flow records in one transaction. A batch from a
 // source that redelivers (inputs.amqp) is skipped when its writer's
 // sequence was stored before (counted in duplicate_batches_total).
+// Unaggregated records go to the raw flow log.
 func (d *DuckDB) Write(ctx context.Context, b *core.Batch) error {
 	d.mu.Lock()
-	s := d.store
+	s, l := d.store, d.rawLog
 	d.mu.Unlock()
 	if s == nil {
 		return errors.New("Write before Connect")
+	}
+	if l != nil && !stamped(b.Records) {
+		if !l.Write(b) {
+			d.duplicates.Inc()
+		}
+		return nil
 	}
 	n, err := s.WriteFrom(ctx, b.Records, b.Origin)
 	if errors.Is(err, ErrDuplicate) {
@@ -227,6 +279,16 @@ func (d *DuckDB) Write(ctx context.Context, b *core.Batch) error {
 	}
 	d.rows.Add(float64(n))
 	return nil
+}
+
+// stamped reports whether the first flow record of recs is aggregated.
+func stamped(recs []core.Record) bool {
+	for i := range recs {
+		if recs[i].Flags&core.FlagOptions == 0 {
+			return recs[i].Present&core.FieldStamps != 0
+		}
+	}
+	return false
 }
 
 // Compact runs one life-cycle pass (the scheduler calls it every
@@ -266,9 +328,15 @@ func (d *DuckDB) Close(ctx context.Context) error {
 	d.mu.Lock()
 	sched := d.sched
 	d.sched = nil
+	l := d.rawLog
+	d.rawLog = nil
 	d.mu.Unlock()
 	if sched != nil {
 		sched.Stop()
+	}
+	var rawErr error
+	if l != nil {
+		rawErr = l.Close(ctx)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -277,11 +345,11 @@ func (d *DuckDB) Close(ctx context.Context) error {
 	}
 	d.apiPaths = nil
 	if d.store == nil {
-		return nil
+		return rawErr
 	}
 	err := d.store.Close()
 	d.store = nil
-	return err
+	return errors.Join(rawErr, err)
 }
 
 // APIPath is where the collector serves a duckdb output's API on the
@@ -364,6 +432,15 @@ func (d *DuckDB) serveAPI() {
 	handle("compact", func(ctx context.Context, _ *http.Request) (any, error) {
 		if d.policy == nil {
 			return nil, errors.New("no [outputs.duckdb.lifecycle] table: nothing to compact")
+		}
+		// On demand, the raw flow log's buffered flows first become segments.
+		d.mu.Lock()
+		l := d.rawLog
+		d.mu.Unlock()
+		if l != nil {
+			if err := l.Flush(ctx); err != nil {
+				return nil, err
+			}
 		}
 		rep, err := d.Compact(ctx, time.Now(), *d.policy)
 		if err != nil {

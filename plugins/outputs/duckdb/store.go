@@ -103,12 +103,18 @@ type Store struct {
 	gen int
 	// passMu runs one life-cycle pass at a time, on pconn. The manifest
 	// (files, rolled, nextFile) changes only with both passMu and mu held.
-	passMu   sync.Mutex
-	pconn    *sql.Conn
-	tables   []*tableVersion
-	files    []fileEntry
-	rolled   map[string]map[string]bool // tier -> raw file paths rolled into it
-	nextFile int64
+	passMu sync.Mutex
+	pconn  *sql.Conn
+	tables []*tableVersion
+	files  []fileEntry
+	rolled map[string]map[string]bool // tier -> raw file paths rolled into it
+	// nextFile numbers archive files; the raw flow log's writer takes
+	// numbers outside a pass, hence its own lock, which also guards
+	// reserved: files being written outside a pass (the raw flow log's
+	// segments until they are listed), which reconcile leaves alone.
+	nextFileMu sync.Mutex
+	nextFile   int64
+	reserved   map[string]bool
 
 	app    *ddb.Appender
 	appTab *tableVersion
@@ -360,7 +366,12 @@ func (s *Store) load(ctx context.Context) error {
 	if err := s.conn.QueryRowContext(ctx, "SELECT value FROM flowline_meta WHERE key = 'next_file'").Scan(&next); err != nil {
 		return err
 	}
-	s.nextFile, _ = strconv.ParseInt(next, 10, 64)
+	n, _ := strconv.ParseInt(next, 10, 64)
+	// Never backwards: files named since (written, not yet listed) keep
+	// their numbers after a rolled-back step reloads the manifest.
+	s.nextFileMu.Lock()
+	s.nextFile = max(s.nextFile, n)
+	s.nextFileMu.Unlock()
 	return s.loadManifest(ctx, s.conn)
 }
 
@@ -446,7 +457,7 @@ func (s *Store) reconcile() error {
 			return nil
 		}
 		if strings.HasSuffix(rel, ".tmp") && archiveName.MatchString(strings.TrimSuffix(rel, ".tmp")) || archiveName.MatchString(rel) {
-			if s.opt.ReadOnly {
+			if s.opt.ReadOnly || s.isReserved(strings.TrimSuffix(rel, ".tmp")) {
 				return nil
 			}
 			s.log.Warn("removing an archive file no manifest entry lists (left by an interrupted pass)", "file", p)
@@ -463,6 +474,30 @@ func (s *Store) reconcile() error {
 		}
 	}
 	return nil
+}
+
+// reserve marks an archive file (by its final relative path; its .tmp too)
+// as being written outside a pass: reconcile does not remove it.
+func (s *Store) reserve(rel string) {
+	s.nextFileMu.Lock()
+	defer s.nextFileMu.Unlock()
+	if s.reserved == nil {
+		s.reserved = map[string]bool{}
+	}
+	s.reserved[rel] = true
+}
+
+// release ends a reservation (the file is listed, or removed).
+func (s *Store) release(rel string) {
+	s.nextFileMu.Lock()
+	defer s.nextFileMu.Unlock()
+	delete(s.reserved, rel)
+}
+
+func (s *Store) isReserved(rel string) bool {
+	s.nextFileMu.Lock()
+	defer s.nextFileMu.Unlock()
+	return s.reserved[rel]
 }
 
 // Close closes the store.
