@@ -1,6 +1,10 @@
 package core
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Primitive is an aggregation primitive with pmacct's name, the Record field it
 // keys on, and the names pmacct gives it in print output (JSON key, CSV
@@ -69,4 +73,39 @@ func PrimitiveMask(names []string) (Field, error) {
 		m |= p.Field
 	}
 	return m, nil
+}
+
+// MatchPrimitives checks an output's optional `primitives` against those
+// the pipeline announces (Env.Primitives) and returns the set to use: the
+// pipeline's when the output gives none, the given ones when the pipeline
+// has none (records not aggregated), and an error naming both lists when
+// both exist and differ as sets.
+func MatchPrimitives(given, pipeline []string) ([]string, error) {
+	if len(given) == 0 {
+		return pipeline, nil
+	}
+	if pipeline == nil {
+		return given, nil
+	}
+	if _, err := PrimitiveMask(given); err != nil {
+		return nil, fmt.Errorf("primitives: %w", err)
+	}
+	canon := func(ns []string) []string {
+		out := make([]string, 0, len(ns))
+		for _, n := range ns {
+			if p, ok := LookupPrimitive(n); ok {
+				n = p.Name
+			}
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	if slices.Equal(canon(given), canon(pipeline)) {
+		return given, nil
+	}
+	return nil, fmt.Errorf("primitives = [%s] differ from the aggregate's [%s]: leave primitives out (the output learns them from the pipeline) or make them equal",
+		strings.Join(given, ", "), strings.Join(pipeline, ", "))
 }

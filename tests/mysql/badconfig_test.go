@@ -29,6 +29,8 @@ func TestBadConfigOneClearLine(t *testing.T) {
 		{"unknown host", `host = "127.0.0.1"`, `host = "no-such-host.invalid"`, `unknown database host "no-such-host.invalid": check host`},
 		{"wrong password", `password = "${FLOWLINE_TEST_MYSQL_PASSWORD}"`, `password = "wrong"`, `wrong user or password (check user and password`},
 		{"columns do not match", `create_table = true`, `create_table = false`, `does not match the primitives: missing column(s) port_src, port_dst`},
+		{"primitives differ from the aggregate's", `optimize_clauses = true`, "optimize_clauses = true\n  primitives = [\"src_host\", \"dst_host\"]",
+			`primitives = [src_host, dst_host] differ from the aggregate's [src_host, dst_host, src_port, dst_port, tcpflags, proto]`},
 		{"missing database", `database = "` + db + `"`, `database = "flowline_nonexistent"` + "\n  create_table = false", `database "flowline_nonexistent" does not exist`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,7 +49,9 @@ func TestBadConfigOneClearLine(t *testing.T) {
 			}
 			var errLines []string
 			for _, l := range strings.Split(err.Error(), "\n") {
-				if strings.Contains(l, "level=ERROR") {
+				// Connection errors are logged; configuration errors found
+				// at Init are the exit message.
+				if strings.Contains(l, "level=ERROR") || strings.HasPrefix(l, "flowline: ") {
 					errLines = append(errLines, strings.ReplaceAll(l, `\"`, `"`))
 				}
 			}

@@ -90,6 +90,9 @@ type DuckDB struct {
 	Threads int `toml:"threads"`
 	// MemoryLimit bounds DuckDB's memory (0: 80% of the RAM).
 	MemoryLimit core.Size `toml:"memory_limit"`
+	// Primitives, optional, repeat the aggregate's primitives: the output
+	// learns them from the pipeline, and given ones must match.
+	Primitives []string `toml:"primitives"`
 	// QueryTimeout interrupts a query of the store API or the CLI that
 	// runs longer.
 	QueryTimeout core.Duration `toml:"query_timeout"`
@@ -201,6 +204,12 @@ func (d *DuckDB) Init(env *core.Env) error {
 	d.http = env.HTTP
 	d.opt = d.StoreOptions(env.DataDir, false)
 	d.opt.Logger = d.log
+	if len(d.Primitives) > 0 && env.Primitives == nil {
+		return fmt.Errorf("primitives = [%s], but no processors.aggregate upstream: records arrive unaggregated (the raw flow log); leave primitives out", strings.Join(d.Primitives, ", "))
+	}
+	if _, err := core.MatchPrimitives(d.Primitives, env.Primitives); err != nil {
+		return err
+	}
 	d.raw = env.Primitives == nil
 	d.rows = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "rows_written_total", Help: "Rows committed to the hot table."})
 	d.passes = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "duckdb", Name: "lifecycle_passes_total", Help: "Life-cycle passes run."})

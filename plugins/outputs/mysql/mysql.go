@@ -88,12 +88,14 @@ type MySQL struct {
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
 
-	TableVersion    int      `toml:"table_version"`
-	OptimizeClauses bool     `toml:"optimize_clauses"`
-	Primitives      []string `toml:"primitives"`
-	CreateTable     bool     `toml:"create_table"`
-	DontTryUpdate   bool     `toml:"dont_try_update"`
-	TimestampsUTC   bool     `toml:"timestamps_utc"`
+	TableVersion    int  `toml:"table_version"`
+	OptimizeClauses bool `toml:"optimize_clauses"`
+	// Primitives are the aggregate's primitives; optional: the output learns
+	// them from the pipeline, and given ones must match.
+	Primitives    []string `toml:"primitives"`
+	CreateTable   bool     `toml:"create_table"`
+	DontTryUpdate bool     `toml:"dont_try_update"`
+	TimestampsUTC bool     `toml:"timestamps_utc"`
 
 	// MultiValues bounds one INSERT statement in bytes (pmacct's
 	// sql_multi_values); it is kept under half the server's max_allowed_packet.
@@ -125,6 +127,8 @@ type MySQL struct {
 	dropLog  *ratelog.Limiter
 	errLog   *ratelog.Limiter
 	initDone bool
+	// layoutKnown says the columns are known (primitives given or learned).
+	layoutKnown bool
 
 	mu sync.Mutex
 	// txMu runs one write transaction at a time (the flusher's and
@@ -218,6 +222,14 @@ func (o *MySQL) Init(env *core.Env) error {
 	if o.now == nil {
 		o.now = time.Now
 	}
+	prims, err := core.MatchPrimitives(o.Primitives, env.Primitives)
+	if err != nil {
+		return err
+	}
+	o.Primitives = prims
+	if o.OptimizeClauses && len(o.Primitives) == 0 {
+		return errors.New("optimize_clauses = true needs the primitives: add a processors.aggregate upstream (the output learns them) or set primitives")
+	}
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -288,16 +300,21 @@ func (o *MySQL) validate() error {
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return errors.New("tls_cert and tls_key go together")
 	}
-	lay, err := newLayout(o.Primitives, o.OptimizeClauses)
-	if err != nil {
-		return err
-	}
-	o.lay = lay
-	if o.mask, err = core.PrimitiveMask(o.Primitives); err != nil {
-		return fmt.Errorf("primitives: %w", err)
-	}
-	if len(o.Primitives) == 0 {
-		o.mask = ^core.Field(0) // every v9 column, filled from what records carry
+	// With optimize_clauses and no primitives, the columns come from the
+	// pipeline at Init (config check has no pipeline: it checks the rest).
+	o.layoutKnown = !o.OptimizeClauses || len(o.Primitives) > 0
+	if o.layoutKnown {
+		lay, err := newLayout(o.Primitives, o.OptimizeClauses)
+		if err != nil {
+			return err
+		}
+		o.lay = lay
+		if o.mask, err = core.PrimitiveMask(o.Primitives); err != nil {
+			return fmt.Errorf("primitives: %w", err)
+		}
+		if len(o.Primitives) == 0 {
+			o.mask = ^core.Field(0) // every v9 column, filled from what records carry
+		}
 	}
 	if o.MultiValues < 16<<10 {
 		return fmt.Errorf("multi_values = %s: want at least 16KiB", o.MultiValues)
@@ -342,7 +359,7 @@ func (o *MySQL) lifecyclePolicy() (*lifecycle.Policy, error) {
 			return nil, fmt.Errorf("lifecycle.rollup[%d]: %w", i, err)
 		}
 		for _, n := range r.Primitives {
-			if !o.writes(n) {
+			if o.layoutKnown && !o.writes(n) {
 				return nil, fmt.Errorf("lifecycle.rollup[%d]: primitive %s is not one the output writes", i, n)
 			}
 		}

@@ -147,16 +147,49 @@ func TestFromRecordKeepsOnlySelectedFields(t *testing.T) {
 	}
 }
 
+// TestPrimitivesFromThePipeline: with optimize_clauses the output takes the
+// aggregate's primitives from Env; given ones must be the same set (in any
+// order) or Init fails naming both lists; none anywhere is an error.
+func TestPrimitivesFromThePipeline(t *testing.T) {
+	agg := []string{"src_host", "dst_host", "proto"}
+	for name, tc := range map[string]struct {
+		given, pipeline []string
+		want            string // "" for success
+	}{
+		"learned":            {nil, agg, ""},
+		"repeated":           {[]string{"proto", "src_host", "dst_host"}, agg, ""},
+		"different":          {[]string{"src_host", "dst_host"}, agg, "primitives = [src_host, dst_host] differ from the aggregate's [src_host, dst_host, proto]"},
+		"none anywhere":      {nil, nil, "optimize_clauses = true needs the primitives"},
+		"given, no pipeline": {agg, nil, ""},
+	} {
+		o := New()
+		o.OptimizeClauses, o.Primitives = true, tc.given
+		if err := o.Validate(); err != nil {
+			t.Fatalf("%s: config check: %v", name, err)
+		}
+		env := core.NewEnv("mysql", t.TempDir())
+		env.Primitives = tc.pipeline
+		err := o.Init(env)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		case tc.want == "" && len(o.lay.keys) != 3:
+			t.Errorf("%s: %d key columns, want 3", name, len(o.lay.keys))
+		}
+	}
+}
+
 func TestConfig(t *testing.T) {
 	for name, tc := range map[string]struct {
 		mut  func(o *MySQL)
 		want string
 	}{
-		"optimize without primitives": {func(o *MySQL) { o.OptimizeClauses = true }, "optimize_clauses = true needs the aggregate's primitives"},
-		"primitive outside v9":        {func(o *MySQL) { o.Primitives = []string{"in_iface"} }, "column iface_in is not in pmacct's v9 table"},
-		"unknown primitive":           {func(o *MySQL) { o.Primitives = []string{"bogus"} }, `unknown primitive "bogus"`},
-		"table version":               {func(o *MySQL) { o.TableVersion = 7 }, "only pmacct's version 9"},
-		"tls":                         {func(o *MySQL) { o.TLS = "maybe" }, `tls = "maybe"`},
+		"primitive outside v9": {func(o *MySQL) { o.Primitives = []string{"in_iface"} }, "column iface_in is not in pmacct's v9 table"},
+		"unknown primitive":    {func(o *MySQL) { o.Primitives = []string{"bogus"} }, `unknown primitive "bogus"`},
+		"table version":        {func(o *MySQL) { o.TableVersion = 7 }, "only pmacct's version 9"},
+		"tls":                  {func(o *MySQL) { o.TLS = "maybe" }, `tls = "maybe"`},
 		"rollup primitive not written": {func(o *MySQL) {
 			o.OptimizeClauses, o.Primitives = true, []string{"src_host"}
 			o.Lifecycle.Rollups = []lifecycle.Rollup{{History: core.Duration(time.Hour), Primitives: []string{"proto"}}}
