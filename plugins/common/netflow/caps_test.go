@@ -23,7 +23,9 @@ func TestCapsOnSenderState(t *testing.T) {
 		}
 		return st
 	}
-	exp := func(i int) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 2055) }
+	exp := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 2055)
+	}
 	// Three exporters fill the exporter cap; a fourth is refused.
 	for i := 1; i <= 3; i++ {
 		if st := decode(exp(i), v9Packet(1, testSecs, 0, set(0, v9Tpl(256, fiveTuple...)))); st.Refused != 0 {
