@@ -41,34 +41,45 @@ func cpuTime() time.Duration {
 
 // BenchmarkWritePoints is Flowline's CPU per point without a server: Write
 // turns aggregate records into running totals and lines of line protocol
-// (the sender is not started, so points stay in the spool's memory).
+// (the sender is not started; the spool is emptied between rounds).
+// "refresh" rewrites the totals of one bin, "new-bin" opens a bin per Write.
 func BenchmarkWritePoints(b *testing.B) {
-	o := New()
-	o.Bucket, o.Tags, o.BufferPoints = "b", benchTags, 1<<30
-	env := core.NewEnv("influxdb", "")
-	env.Primitives = benchTags
-	if err := o.Init(env); err != nil {
-		b.Fatal(err)
-	}
-	const n = 10_000
-	bin := time.Now().Truncate(time.Minute).UnixNano()
-	batch := core.NewBatch()
-	batch.Records = benchRecords(n, bin)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		o.Write(context.Background(), batch) // the same bin: a refresh rewriting totals
-		if i%50 == 49 {
-			b.StopTimer()
-			for !o.buf.Empty() {
-				g, _ := o.buf.Peek(1 << 30)
-				o.buf.Commit(g)
+	for _, newBin := range []bool{false, true} {
+		name := map[bool]string{false: "refresh", true: "new-bin"}[newBin]
+		b.Run(name, func(b *testing.B) {
+			o := New()
+			o.Bucket, o.Tags, o.BufferPoints = "b", benchTags, 1<<30
+			env := core.NewEnv("influxdb", "")
+			env.Primitives = benchTags
+			if err := o.Init(env); err != nil {
+				b.Fatal(err)
 			}
-			b.StartTimer()
-		}
+			const n = 10_000
+			bin := time.Now().Truncate(time.Minute).UnixNano()
+			batch := core.NewBatch()
+			batch.Records = benchRecords(n, bin)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if newBin {
+					for j := range batch.Records {
+						batch.Records[j].StampInserted = bin + int64(i)*int64(time.Minute)
+					}
+				}
+				o.Write(context.Background(), batch)
+				if i%50 == 49 {
+					b.StopTimer()
+					for !o.buf.Empty() {
+						g, _ := o.buf.Peek(1 << 30)
+						o.buf.Commit(g)
+					}
+					b.StartTimer()
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "points/s")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/point")
-	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "points/s")
 }
 
 // BenchmarkInfluxDB posts points into the real InfluxDB 1.8 of the test

@@ -110,9 +110,9 @@ type InfluxDB struct {
 
 	// Running totals (Write's goroutine, and Close after the last Write).
 	mu      sync.Mutex
-	totals  []total
-	index   map[string]int32
-	dirty   []int32
+	bins    map[int64]*binTotals
+	open    int // totals kept, over all bins
+	dirty   []dirtyRef
 	keyBuf  []byte
 	maxBin  int64 // the newest bin seen
 	cutoff  int64 // bins before it have had their totals forgotten
@@ -288,7 +288,7 @@ func (o *InfluxDB) Init(env *core.Env) error {
 	if _, sz, n := o.buf.Sizes(); n > 0 {
 		o.log.Info("points from a previous run wait in the spool", "chunks", n, "bytes", sz, "dir", dir)
 	}
-	o.index = map[string]int32{}
+	o.bins = map[int64]*binTotals{}
 	o.group = map[string]int32{}
 	o.startNs = o.now().UnixNano()
 	// 1..89 ms: distinct for processes started in different seconds (mod 89),
@@ -327,8 +327,14 @@ func (o *InfluxDB) openTotals(dir string) error {
 	}
 	o.cutoff = cutoff
 	for _, t := range ts {
-		o.index[t.series+binSuffix(t.bin)] = int32(len(o.totals))
-		o.totals = append(o.totals, t)
+		bt := o.bins[t.bin]
+		if bt == nil {
+			bt = &binTotals{index: map[string]int32{}}
+			o.bins[t.bin] = bt
+		}
+		bt.index[t.series] = int32(len(bt.totals))
+		bt.totals = append(bt.totals, t)
+		o.open++
 		o.maxBin = max(o.maxBin, t.bin)
 	}
 	os.Remove(o.totalsPath) // a crash must not bring back stale totals
@@ -399,17 +405,6 @@ func (o *InfluxDB) Connect(ctx context.Context) error {
 	return nil
 }
 
-// binSuffix is the part of a totals key after the series: a separator no
-// series holds and the bin.
-func binSuffix(bin int64) string {
-	var b [9]byte
-	b[0] = '\n'
-	for i := 0; i < 8; i++ {
-		b[1+i] = byte(uint64(bin) >> (56 - 8*i))
-	}
-	return string(b[:])
-}
-
 // Write turns the batch into points (running totals per tag set and bin)
 // and pushes them into the spool; the sender posts them.
 func (o *InfluxDB) Write(ctx context.Context, b *core.Batch) error {
@@ -433,12 +428,26 @@ func (o *InfluxDB) Write(ctx context.Context, b *core.Batch) error {
 	return nil
 }
 
+// binTotals are the running totals of one bin, by series.
+type binTotals struct {
+	index  map[string]int32
+	totals []total
+}
+
+// dirtyRef names a total that changed in the current Write.
+type dirtyRef struct {
+	bt  *binTotals
+	idx int32
+}
+
 // absorbBinned adds the records to the running totals of their (tag set,
 // bin) and returns the lines of the totals that changed. A record without
 // a bin (an aggregate without history) gets one like absorbUnbinned.
 func (o *InfluxDB) absorbBinned(recs []core.Record) [][]byte {
 	o.dirty = o.dirty[:0]
 	var unbinned []core.Record
+	var bt *binTotals
+	lastBin := int64(0)
 	for i := range recs {
 		r := &recs[i]
 		if r.Flags&core.FlagOptions != 0 {
@@ -449,45 +458,50 @@ func (o *InfluxDB) absorbBinned(recs []core.Record) [][]byte {
 			unbinned = append(unbinned, *r)
 			continue
 		}
-		o.keyBuf = o.appendSeries(o.keyBuf[:0], r)
-		seriesLen := len(o.keyBuf)
-		o.keyBuf = append(o.keyBuf, binSuffix(bin)...)
 		if bin < o.cutoff {
 			o.m.late.Inc()
 		}
-		idx, ok := o.index[string(o.keyBuf)]
+		if bt == nil || bin != lastBin {
+			bt, lastBin = o.bins[bin], bin
+			if bt == nil {
+				bt = &binTotals{index: map[string]int32{}}
+				o.bins[bin] = bt
+				o.maxBin = max(o.maxBin, bin)
+			}
+		}
+		o.keyBuf = o.appendSeries(o.keyBuf[:0], r)
+		idx, ok := bt.index[string(o.keyBuf)]
 		if !ok {
-			key := string(o.keyBuf)
-			t := total{series: key[:seriesLen], bin: bin, ts: bin}
+			t := total{series: string(o.keyBuf), bin: bin, ts: bin}
 			if bin < o.cutoff || (o.pastUnknown && bin < o.startNs) {
 				// This process forgot the bin's totals, or an earlier
 				// process that crashed may have written it: a timestamp
 				// of its own makes these points add instead of overwrite.
 				t.ts = bin + o.offBase + o.gen
 			}
-			idx = int32(len(o.totals))
-			o.totals = append(o.totals, t)
-			o.index[key] = idx
-			o.maxBin = max(o.maxBin, bin)
+			idx = int32(len(bt.totals))
+			bt.totals = append(bt.totals, t)
+			bt.index[t.series] = idx
+			o.open++
 		}
-		t := &o.totals[idx]
+		t := &bt.totals[idx]
 		t.packets += r.Packets
 		t.bytes += r.Bytes
 		t.flows += r.Flows
 		if !t.dirty {
 			t.dirty = true
-			o.dirty = append(o.dirty, idx)
+			o.dirty = append(o.dirty, dirtyRef{bt, idx})
 		}
 	}
 	// One block of text for all lines (one allocation per Write).
 	size := 0
-	for _, idx := range o.dirty {
-		size += len(o.totals[idx].series) + 80
+	for _, d := range o.dirty {
+		size += len(d.bt.totals[d.idx].series) + 80
 	}
 	block := make([]byte, 0, size)
 	ends := make([]int, 0, len(o.dirty))
-	for _, idx := range o.dirty {
-		t := &o.totals[idx]
+	for _, d := range o.dirty {
+		t := &d.bt.totals[d.idx]
 		block = appendLine(block, t.series, t.packets, t.bytes, t.flows, t.ts)
 		ends = append(ends, len(block))
 		t.dirty = false
@@ -509,28 +523,30 @@ func (o *InfluxDB) absorbBinned(recs []core.Record) [][]byte {
 // before the newest bin seen.
 func (o *InfluxDB) evict() {
 	cutoff := o.maxBin - int64(o.KeepTotals)
-	if cutoff <= o.cutoff {
-		o.m.openTotals.Set(float64(len(o.totals)))
-		return
-	}
-	kept := o.totals[:0]
-	evicted := false
-	for _, t := range o.totals {
-		if t.bin < cutoff {
-			delete(o.index, t.series+binSuffix(t.bin))
-			evicted = true
-			continue
+	if cutoff > o.cutoff {
+		evicted := false
+		for bin, bt := range o.bins {
+			if bin < cutoff {
+				o.open -= len(bt.totals)
+				delete(o.bins, bin)
+				evicted = true
+			}
 		}
-		o.index[t.series+binSuffix(t.bin)] = int32(len(kept))
-		kept = append(kept, t)
+		o.cutoff = cutoff
+		if evicted {
+			o.gen++
+		}
 	}
-	clear(o.totals[len(kept):])
-	o.totals = kept
-	o.cutoff = cutoff
-	if evicted {
-		o.gen++
+	o.m.openTotals.Set(float64(o.open))
+}
+
+// allTotals lists the running totals of every open bin (for saving).
+func (o *InfluxDB) allTotals() []total {
+	out := make([]total, 0, o.open)
+	for _, bt := range o.bins {
+		out = append(out, bt.totals...)
 	}
-	o.m.openTotals.Set(float64(len(o.totals)))
+	return out
 }
 
 // absorbUnbinned sums records without a bin (no aggregate, or one without
@@ -613,7 +629,7 @@ func (o *InfluxDB) Close(ctx context.Context) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.totalsPath != "" {
-		if serr := saveTotals(o.totalsPath, o.cutoff, o.totals); serr != nil {
+		if serr := saveTotals(o.totalsPath, o.cutoff, o.allTotals()); serr != nil {
 			o.log.Error("running totals not saved: bins still open continue at an offset timestamp after the restart", "err", serr)
 		} else {
 			os.Remove(o.markerPath)
