@@ -62,7 +62,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Codec encodes a chunk's items into a spool file and back. Decode gets the
@@ -104,8 +106,9 @@ type Chunk[T any] struct {
 	// N is the number of items (0 for a file whose header is unreadable).
 	N int
 
-	file string
-	size int64
+	file     string
+	size     int64
+	memBytes int64 // the items' memory while they are in memory
 }
 
 // Spool is a bounded FIFO of chunks in memory and on disk. It is safe for
@@ -116,6 +119,7 @@ type Spool[T any] struct {
 	mu       sync.Mutex
 	mem      []*Chunk[T]
 	memItems int
+	memBytes atomic.Int64
 	disk     []*Chunk[T]
 	diskSize int64
 	nextSeq  uint64
@@ -236,6 +240,8 @@ func (s *Spool[T]) Push(items []T, tag int64) (dropped int, err error) {
 		s.nextSeq++
 		s.mem = append(s.mem, c)
 		s.memItems += len(items)
+		c.memBytes = itemBytes(items)
+		s.memBytes.Add(c.memBytes)
 		s.wake()
 		return 0, nil
 	}
@@ -417,6 +423,7 @@ func (s *Spool[T]) Commit(cs []*Chunk[T]) {
 			s.mem[0] = nil
 			s.mem = s.mem[1:]
 			s.memItems -= c.N
+			s.memBytes.Add(-c.memBytes)
 			continue
 		}
 		if len(s.disk) > 0 && s.disk[0] == c {
@@ -465,6 +472,7 @@ func (s *Spool[T]) Spill() (lost int, err error) {
 	}
 	s.disk = append(spilled, s.disk...)
 	s.mem, s.memItems = nil, 0
+	s.memBytes.Store(0)
 	return lost, err
 }
 
@@ -474,6 +482,24 @@ func (s *Spool[T]) Sizes() (memItems int, spoolBytes int64, chunks int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.memItems, s.diskSize, len(s.mem) + len(s.disk)
+}
+
+// MemBytes estimates the memory of the items held in memory (the engine's
+// budget counts it): the bytes of []byte items, else the items' size. It
+// does not lock.
+func (s *Spool[T]) MemBytes() int64 { return s.memBytes.Load() }
+
+// itemBytes estimates the memory of items.
+func itemBytes[T any](items []T) int64 {
+	if bs, ok := any(items).([][]byte); ok {
+		var n int64
+		for _, b := range bs {
+			n += int64(cap(b)) + 24
+		}
+		return n
+	}
+	var zero T
+	return int64(len(items)) * int64(unsafe.Sizeof(zero))
 }
 
 // Empty reports whether nothing waits.
@@ -491,6 +517,7 @@ func (s *Spool[T]) DropThrough(seq uint64) {
 	defer s.mu.Unlock()
 	for len(s.mem) > 0 && s.mem[0].Seq <= seq {
 		s.memItems -= s.mem[0].N
+		s.memBytes.Add(-s.mem[0].memBytes)
 		s.mem = s.mem[1:]
 	}
 	for len(s.disk) > 0 && s.disk[0].Seq <= seq {

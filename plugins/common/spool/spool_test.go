@@ -371,3 +371,26 @@ func TestDirFor(t *testing.T) {
 		}
 	}
 }
+
+// TestMemBytes: the memory estimate follows what is held in memory (not
+// what went to disk) and returns to zero once it is committed.
+func TestMemBytes(t *testing.T) {
+	s := newTest(t.TempDir(), 10, 1<<20)
+	if _, err := s.Push(chunkOf(1, 8), 1); err != nil {
+		t.Fatal(err)
+	}
+	inMem := s.MemBytes()
+	if inMem <= 0 {
+		t.Fatalf("8 items in memory: MemBytes %d", inMem)
+	}
+	if _, err := s.Push(chunkOf(2, 8), 2); err != nil { // memory full: to disk
+		t.Fatal(err)
+	}
+	if s.MemBytes() != inMem {
+		t.Fatalf("a chunk on disk changed MemBytes: %d, was %d", s.MemBytes(), inMem)
+	}
+	drain(t, s, 100)
+	if s.MemBytes() != 0 {
+		t.Fatalf("after delivery MemBytes = %d", s.MemBytes())
+	}
+}

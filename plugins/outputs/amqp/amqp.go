@@ -59,9 +59,10 @@ func init() {
 
 // Interface guards.
 var (
-	_ core.Output      = (*AMQP)(nil)
-	_ core.Initializer = (*AMQP)(nil)
-	_ core.Validator   = (*AMQP)(nil)
+	_ core.MemoryHolder = (*AMQP)(nil)
+	_ core.Output       = (*AMQP)(nil)
+	_ core.Initializer  = (*AMQP)(nil)
+	_ core.Validator    = (*AMQP)(nil)
 )
 
 // ContentTypeJSON is the content type of JSON messages (as pmacct sets it).
@@ -767,4 +768,13 @@ func (o *AMQP) group(recs []core.Record) keyGroups {
 		g.list[k].recs = append(g.list[k].recs, flows[i])
 	}
 	return g
+}
+
+// HeldBytes is the memory of what waits in the memory buffer (the engine's
+// budget counts it).
+func (o *AMQP) HeldBytes() int64 {
+	if o.spool == nil {
+		return 0
+	}
+	return o.spool.MemBytes()
 }

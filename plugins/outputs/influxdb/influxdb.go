@@ -60,10 +60,11 @@ func init() {
 
 // Interface guards.
 var (
-	_ core.Output      = (*InfluxDB)(nil)
-	_ core.Initializer = (*InfluxDB)(nil)
-	_ core.Validator   = (*InfluxDB)(nil)
-	_ core.Warner      = (*InfluxDB)(nil)
+	_ core.MemoryHolder = (*InfluxDB)(nil)
+	_ core.Output       = (*InfluxDB)(nil)
+	_ core.Initializer  = (*InfluxDB)(nil)
+	_ core.Validator    = (*InfluxDB)(nil)
+	_ core.Warner       = (*InfluxDB)(nil)
 )
 
 // InfluxDB is the outputs.influxdb plugin and its configuration.
@@ -636,4 +637,13 @@ func (o *InfluxDB) Close(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// HeldBytes is the memory of what waits in the memory buffer (the engine's
+// budget counts it).
+func (o *InfluxDB) HeldBytes() int64 {
+	if o.buf == nil {
+		return 0
+	}
+	return o.buf.MemBytes()
 }

@@ -66,6 +66,7 @@ func init() {
 
 // Interface guards.
 var (
+	_ core.MemoryHolder   = (*MySQL)(nil)
 	_ core.Output         = (*MySQL)(nil)
 	_ core.Initializer    = (*MySQL)(nil)
 	_ lifecycle.Compactor = (*MySQL)(nil)
@@ -695,4 +696,13 @@ func instanceID(dir string) (string, error) {
 		return "", fmt.Errorf("instance id: %w", err)
 	}
 	return id, nil
+}
+
+// HeldBytes is the memory of what waits in the memory buffer (the engine's
+// budget counts it).
+func (o *MySQL) HeldBytes() int64 {
+	if o.buf == nil {
+		return 0
+	}
+	return o.buf.MemBytes()
 }
