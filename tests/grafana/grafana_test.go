@@ -32,7 +32,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func example(name string) string { return filepath.Join(testbin.RepoRoot(), "examples", "grafana", name) }
+func example(name string) string {
+	return filepath.Join(testbin.RepoRoot(), "examples", "grafana", name)
+}
 
 type dashboard struct {
 	UID           string  `json:"uid"`
@@ -197,7 +199,7 @@ func TestEveryPanelReturnsRows(t *testing.T) {
 	path := filepath.Join(dir, "flowline.toml")
 	os.WriteFile(path, []byte(exampleConfig(t, dir, port, influx, influxDB, myEnv, myDB)), 0o644)
 	c, err := testbin.Launch(t, testbin.Options{Dir: dir, Args: []string{"run", "--config", path},
-		Env: []string{"FLOWLINE_TEST_INFLUXDB_TOKEN=" + influx.Token, "FLOWLINE_TEST_MYSQL_PASSWORD=" + myEnv["FLOWLINE_TEST_MYSQL_PASSWORD"]},
+		Env:          []string{"FLOWLINE_TEST_INFLUXDB_TOKEN=" + influx.Token, "FLOWLINE_TEST_MYSQL_PASSWORD=" + myEnv["FLOWLINE_TEST_MYSQL_PASSWORD"]},
 		StartTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
