@@ -58,6 +58,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeIPFIX -fuzztime $(FUZZTIME) ./plugins/common/netflow
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecords -fuzztime $(FUZZTIME) ./core/wire
 	$(GO) test -run '^$$' -fuzz FuzzDecodePackets -fuzztime $(FUZZTIME) ./core/wire
+	$(GO) test -run '^$$' -fuzz FuzzReadFile -fuzztime $(FUZZTIME) ./plugins/common/spool
+	$(GO) test -run '^$$' -fuzz FuzzLoadTotals -fuzztime $(FUZZTIME) ./plugins/outputs/influxdb
 
 clean:
 	rm -rf $(BIN)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -559,4 +560,43 @@ func TestTotalsFile(t *testing.T) {
 			t.Fatalf("byte %d damaged, file accepted", i)
 		}
 	}
+}
+
+// TestTLSVerifiesServer: an https URL is verified against tls_ca; without
+// the CA the server is refused (and the points wait), with it they arrive.
+func TestTLSVerifiesServer(t *testing.T) {
+	var got sync.WaitGroup
+	got.Add(1)
+	var once sync.Once
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(204)
+		once.Do(got.Done)
+	}))
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	os.WriteFile(ca, pemBytes, 0o644)
+	bin := time.Now().Truncate(time.Minute).UnixNano()
+
+	var log syncBuf
+	untrusted := newOutput(t, srv.URL, "u:p", "db/rp", logTo("influxdb", "", aggPrimitives, &log), nil)
+	untrusted.Write(context.Background(), batchOf(refresh(10, []int64{bin}, 1)))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(log.String(), "certificate") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), "certificate") || untrusted.buf.Empty() {
+		t.Fatalf("an unverified server was trusted:\n%s", log.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	untrusted.Close(ctx)
+	cancel()
+
+	env := core.NewEnv("influxdb", "")
+	env.Primitives = aggPrimitives
+	trusted := newOutput(t, srv.URL, "u:p", "db/rp", env, func(o *InfluxDB) { o.TLSCA = ca })
+	trusted.Write(context.Background(), batchOf(refresh(10, []int64{bin}, 1)))
+	drained(t, trusted, 10*time.Second)
+	closeOutput(t, trusted)
+	got.Wait()
 }
