@@ -257,3 +257,42 @@ func TestConfigCheckWarnsAboutAddressTags(t *testing.T) {
 		t.Fatalf("config check without address tags: %v\n%s", err, out)
 	}
 }
+
+// TestBadConfigOneClearLine: a token the server refuses and a database it
+// does not have stop flowline at start with one error line that says what
+// to fix; an unreachable server does not (it buffers).
+func TestBadConfigOneClearLine(t *testing.T) {
+	s := influxtest.InfluxDB(t)
+	if flowlineBin == "" {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	const db = "flowline_badcfg"
+	s.CreateDB(t, db)
+	for _, tc := range []struct{ name, token, db, want string }{
+		{"wrong token", "flowline:wrong", db, "refused the token"},
+		{"missing database", s.Token, "flowline_nonexistent", `has no bucket "flowline_nonexistent/autogen"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			bad := influxtest.Server{URL: s.URL, Token: tc.token}
+			path := filepath.Join(dir, "flowline.toml")
+			os.WriteFile(path, []byte(collectorTOML(dir, testbin.FreeUDPPort(t), "", influxTOML(s, tc.db, ""))), 0o644)
+			c, err := testbin.Launch(t, testbin.Options{Dir: dir, Args: []string{"run", "--config", path},
+				Env: []string{"FLOWLINE_TEST_INFLUXDB_TOKEN=" + bad.Token}, StartTimeout: 30 * time.Second})
+			if err == nil {
+				c.Stop()
+				t.Fatalf("flowline started with a %s", tc.name)
+			}
+			var errLines []string
+			for _, l := range strings.Split(err.Error(), "\n") {
+				if strings.Contains(l, "level=ERROR") {
+					errLines = append(errLines, strings.ReplaceAll(l, `\"`, `"`))
+				}
+			}
+			if len(errLines) != 1 || !strings.Contains(errLines[0], tc.want) || !strings.Contains(errLines[0], "outputs.influxdb") {
+				t.Fatalf("want one error line saying %q (naming outputs.influxdb), got:\n%s", tc.want, err)
+			}
+			t.Logf("%s", errLines[0])
+		})
+	}
+}

@@ -389,14 +389,19 @@ func (o *InfluxDB) httpClient() (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: time.Duration(o.Timeout)}, nil
 }
 
-// Connect starts the sender. A server that is away does not fail the
-// start: points wait in the spool and the sender keeps trying.
+// Connect checks the token and bucket with an empty write and starts the
+// sender. A server that refuses the token or lacks the bucket fails the
+// start with what to fix; a server that is away does not: points wait in
+// the spool and the sender keeps trying.
 func (o *InfluxDB) Connect(ctx context.Context) error {
 	if !o.initDone {
 		return errors.New("Connect before Init")
 	}
 	if o.started {
 		return nil
+	}
+	if err := o.probe(ctx); err != nil {
+		return err
 	}
 	o.stop, o.done = make(chan struct{}), make(chan struct{})
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -426,6 +431,30 @@ func (o *InfluxDB) Write(ctx context.Context, b *core.Batch) error {
 		o.dropLog.Log(slog.LevelError, "buffer full: points dropped (raise buffer_points or spool_size, or bring the server back)", "points", dropped, "err", err)
 	}
 	o.updateGauges()
+	return nil
+}
+
+// probe posts an empty write: InfluxDB answers 204, 401 for a wrong token
+// and 404 for a missing database or bucket.
+func (o *InfluxDB) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, min(time.Duration(o.Timeout), 5*time.Second))
+	defer cancel()
+	perr := o.svc.DoPostRequest(ctx, o.writeURL, strings.NewReader(""), nil, func(resp *http.Response) error {
+		resp.Body.Close()
+		return nil
+	})
+	switch {
+	case perr == nil:
+		return nil
+	case perr.StatusCode == http.StatusUnauthorized || perr.StatusCode == http.StatusForbidden:
+		return core.Permanent(fmt.Errorf("%s refused the token (%s): check token (InfluxDB 1.8: \"user:password\"; ${ENV} in token is expanded)", o.URL, serverMessage(perr)))
+	case perr.StatusCode == http.StatusNotFound:
+		return core.Permanent(fmt.Errorf("%s has no bucket %q (%s): create it (InfluxDB 1.8: CREATE DATABASE; bucket = \"database/retention-policy\"), or check bucket and organization", o.URL, o.Bucket, serverMessage(perr)))
+	case perr.StatusCode == 0:
+		o.log.Warn("server not reachable yet: buffering and retrying", "url", o.URL, "err", perr)
+	default:
+		o.log.Warn("server answered the start-up check with an error: starting anyway, points are retried", "url", o.URL, "status", perr.StatusCode, "server", serverMessage(perr))
+	}
 	return nil
 }
 
