@@ -75,6 +75,7 @@ var (
 	_ core.Initializer    = (*DuckDB)(nil)
 	_ lifecycle.Compactor = (*DuckDB)(nil)
 	_ core.Validator      = (*DuckDB)(nil)
+	_ core.MemoryHolder   = (*DuckDB)(nil)
 )
 
 // DuckDB is the outputs.duckdb plugin and its configuration.
@@ -288,6 +289,19 @@ func (d *DuckDB) Write(ctx context.Context, b *core.Batch) error {
 	}
 	d.rows.Add(float64(n))
 	return nil
+}
+
+// HeldBytes is the memory of the flows the raw flow log buffers (the
+// engine's memory budget counts it); 0 for the hot table, which commits
+// each batch.
+func (d *DuckDB) HeldBytes() int64 {
+	d.mu.Lock()
+	l := d.rawLog
+	d.mu.Unlock()
+	if l == nil {
+		return 0
+	}
+	return l.HeldBytes()
 }
 
 // stamped reports whether the first flow record of recs is aggregated.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowline/flowline/core"
@@ -227,9 +228,12 @@ type RawLog struct {
 	notify chan struct{} // wakes the writer
 
 	pending sync.WaitGroup // buffers sealed and not yet written
-	wconn   *sql.Conn      // the writer's connection (COPY)
-	stop    chan struct{}
-	done    chan struct{}
+	// held is the memory of the buffers filled, sealed or being written
+	// (the engine's memory budget counts it).
+	held  atomic.Int64
+	wconn *sql.Conn // the writer's connection (COPY)
+	stop  chan struct{}
+	done  chan struct{}
 
 	// buffered is the highest sequence per upstream writer taken into a
 	// buffer and not yet listed: a redelivery of such a batch is skipped
@@ -286,10 +290,11 @@ func (s *Store) OpenRawLog(ctx context.Context, opt RawLogOptions) (*RawLog, err
 }
 
 // DefaultSegmentRows is the default segment size: large enough for the
-// encodings to pay (dictionaries, 128-value delta blocks), small enough
-// that the buffers (85 bytes a flow: one filling, one written, one queued)
-// stay near 130 MiB.
-const DefaultSegmentRows = 1 << 19
+// encodings to pay (dictionaries, 128-value delta blocks), small enough that
+// the buffers (85 bytes a flow: one filling, one queued, one being written,
+// 22 MiB each) stay within the quarter of the engine's default memory
+// budget that queued and held data may take.
+const DefaultSegmentRows = 1 << 18
 
 // Write copies the flow records of b into the buffers of their partitions.
 // It returns once they are buffered (not yet durable; see the crash-safety
@@ -371,16 +376,10 @@ func (l *RawLog) buffer(part int64, now time.Time) *rawBuffer {
 	if n := len(l.free); n > 0 {
 		b, l.free = l.free[n-1], l.free[:n-1]
 	} else {
+		// A new buffer grows as it fills; recycled ones keep their
+		// capacity, so that the steady state copies nothing.
 		layout, _ := newRawLayout() // checked by OpenRawLog
 		b = &rawBuffer{rawLayout: layout}
-		// Full capacity at once: no copying while the buffer grows.
-		for i := range b.cols {
-			c := &b.cols[i]
-			c.b = make([]byte, 0, l.opt.SegmentRows*c.size)
-			if c.optional {
-				c.defs = make([]byte, 0, l.opt.SegmentRows)
-			}
-		}
 	}
 	b.reset(part, now)
 	l.open = append(l.open, b)
@@ -405,6 +404,30 @@ func (l *RawLog) seal(b *rawBuffer) {
 	case l.notify <- struct{}{}:
 	default:
 	}
+}
+
+// HeldBytes is the memory of the flows the log holds: buffers filling,
+// sealed, or being written.
+func (l *RawLog) HeldBytes() int64 {
+	l.mu.Lock()
+	var n int64
+	for _, b := range l.open {
+		n += b.bytesUsed()
+	}
+	for _, b := range l.sealed {
+		n += b.bytesUsed()
+	}
+	l.mu.Unlock()
+	return n + l.held.Load()
+}
+
+// bytesUsed is the buffer's memory in use.
+func (b *rawBuffer) bytesUsed() int64 {
+	var n int
+	for i := range b.cols {
+		n += len(b.cols[i].b) + len(b.cols[i].defs)
+	}
+	return int64(n)
 }
 
 // recycle keeps a written buffer for reuse. Called with l.mu held.
@@ -477,9 +500,11 @@ func (l *RawLog) run() {
 			}
 			b := l.sealed[0]
 			l.sealed = append(l.sealed[:0], l.sealed[1:]...)
+			l.held.Store(b.bytesUsed())
 			l.cond.Broadcast()
 			l.mu.Unlock()
 			l.writeSegment(ctx, b)
+			l.held.Store(0)
 			l.pending.Done()
 		}
 		if len(l.unlisted) > 0 && l.s.passMu.TryLock() {
