@@ -137,19 +137,26 @@ fi
 report flowline "$work/sent.json" "$gf" "$gp" "$gb" "$cpu" "$rss" "$disk"
 grep -i "drop\|loss\|lost" "$work/flowline.log" | tail -3 || true
 
+# peer NAME START-COMMAND...: runs a peer collector on port+1 under the
+# same load and prints "CPU-seconds peak-RSS-MiB" of it into $work/NAME.use.
+peer() {
+  local name=$1; shift
+  "${collector_cpu[@]}" "$@" >"$work/$name.log" 2>&1 &
+  local pid=$!
+  sleep 2
+  "${generator_cpu[@]}" ./bin/flowgen -target "127.0.0.1:$((port + 1))" -version "$version" -rate "$rate" -duration "${secs}s" -hosts "$hosts" -json >"$work/$name.sent"
+  sleep "$settle"
+  usage "$pid" >"$work/$name.use"
+  kill -"$stop" "$pid"; wait "$pid" || true
+}
+
 # A peer under the same load.
 case $peer in
   "") ;;
   nfcapd)
     mkdir -p "$work/nfcapd"
-    "${collector_cpu[@]}" nfcapd -w "$work/nfcapd" -b 127.0.0.1 -p $((port + 1)) -t 3600 -B 67108864 >"$work/nfcapd.log" 2>&1 &
-    pid=$!
-    sleep 1
-    "${generator_cpu[@]}" ./bin/flowgen -target "127.0.0.1:$((port + 1))" -version "$version" -rate "$rate" -duration "${secs}s" -hosts "$hosts" -json >"$work/nfcapd.sent"
-    sleep 1
-    use=$(usage "$pid")
-    kill -TERM "$pid"; wait "$pid" || true
-    read -r cpu rss <<<"$use"
+    settle=1 stop=TERM peer nfcapd nfcapd -w "$work/nfcapd" -b 127.0.0.1 -p $((port + 1)) -t 3600 -B 67108864
+    read -r cpu rss <"$work/nfcapd.use"
     read -r gf gp gb < <(nfdump -R "$work/nfcapd" -q -N -A proto -o "fmt:%fl %pkt %byt" | awk '{ f += $1; p += $2; b += $3 } END { printf "%d %d %d\n", f, p, b }')
     report nfcapd "$work/nfcapd.sent" "$gf" "$gp" "$gb" "$cpu" "$rss" "$(du -sb "$work/nfcapd" | cut -f1)"
     ;;
@@ -169,14 +176,8 @@ print_history: 1m
 plugin_buffer_size: 10240
 plugin_pipe_size: 10240000
 CONF
-    "${collector_cpu[@]}" nfacctd -f "$work/nfacctd.conf" >"$work/nfacctd.log" 2>&1 &
-    pid=$!
-    sleep 2
-    "${generator_cpu[@]}" ./bin/flowgen -target "127.0.0.1:$((port + 1))" -version "$version" -rate "$rate" -duration "${secs}s" -hosts "$hosts" -json >"$work/nfacctd.sent"
-    sleep 7
-    use=$(usage "$pid")
-    kill -INT "$pid"; wait "$pid" || true
-    read -r cpu rss <<<"$use"
+    settle=7 stop=INT peer nfacctd nfacctd -f "$work/nfacctd.conf"
+    read -r cpu rss <"$work/nfacctd.use"
     read -r gf gp gb < <(sum_json "$work/nfacctd.jsonl" 1)
     report nfacctd "$work/nfacctd.sent" "$gf" "$gp" "$gb" "$cpu" "$rss" 0
     ;;
