@@ -20,12 +20,12 @@ import (
 
 // BenchmarkConsumeIntoDuckDB: messages of 10,000 aggregated records waiting
 // in a durable queue (Flowline's binary batches, or pmacct's JSON in 64 KiB
-// multi-value messages) are consumed by inputs.amqp and written to the
+// or 1 MiB multi-value messages) are consumed by inputs.amqp and written to the
 // duckdb store with their origin (deduplicated), acked after each commit.
 // Reports flows/s from the first delivery to the last ack.
 func BenchmarkConsumeIntoDuckDB(b *testing.B) {
 	br := testamqp.Find(b)
-	for _, format := range []string{"flowline", "json-64KiB"} {
+	for _, format := range []string{"flowline", "json-64KiB", "json-1MiB"} {
 		b.Run(format, func(b *testing.B) {
 			ctx := context.Background()
 			_, ch := br.Dial(b)
@@ -57,10 +57,14 @@ func BenchmarkConsumeIntoDuckDB(b *testing.B) {
 					bodies = append(bodies, wire.AppendRecords(nil, 0, recs))
 					continue
 				}
+				mv := 64 << 10
+				if format == "json-1MiB" {
+					mv = 1 << 20
+				}
 				var body []byte
 				for i := range recs {
 					line := enc.AppendJSON(nil, &recs[i])
-					if len(body)+len(line) >= 64<<10 {
+					if len(body)+len(line) >= mv {
 						bodies = append(bodies, body)
 						body = nil
 					}

@@ -421,6 +421,11 @@ func (p *parser) str() ([]byte, bool) {
 		return nil, false
 	}
 	start := p.i
+	// The common case: no escape before the closing quote.
+	if j := bytes.IndexByte(p.b[start:], '"'); j >= 0 && bytes.IndexByte(p.b[start:start+j], '\\') < 0 {
+		p.i = start + j + 1
+		return p.b[start : start+j], true
+	}
 	for p.i < len(p.b) {
 		c := p.b[p.i]
 		switch {

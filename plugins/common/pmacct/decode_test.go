@@ -100,3 +100,30 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecode reads one pmacct JSON line into a record.
+func BenchmarkDecode(b *testing.B) {
+	r := sampleRecord()
+	r.DstAddr = netip.MustParseAddr("10.0.0.2")
+	enc := Encoder{Loc: time.UTC}
+	line := enc.AppendJSON(nil, &r)
+	dec := Decoder{Loc: time.UTC}
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := dec.Decode(line, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncode writes one record as a pmacct JSON line.
+func BenchmarkEncode(b *testing.B) {
+	r := sampleRecord()
+	enc := Encoder{Loc: time.UTC}
+	var line []byte
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		line = enc.AppendJSON(line[:0], &r)
+	}
+}
