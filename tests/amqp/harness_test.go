@@ -99,7 +99,7 @@ func centralConfig(br testamqp.Broker, n names, metricsPort int, outputs string)
 }
 
 // start runs flowline with config in dir.
-func start(t *testing.T, dir, config string, metricsPort int) *tier {
+func start(t testing.TB, dir, config string, metricsPort int) *tier {
 	t.Helper()
 	p := testbin.Start(t, dir, config)
 	return &tier{Process: p, dir: dir, config: filepath.Join(dir, "flowline.toml"), metrics: fmt.Sprintf("127.0.0.1:%d", metricsPort)}
@@ -120,7 +120,7 @@ func startCentral(t *testing.T, dir, config string, metricsPort int) *tier {
 	return c
 }
 
-func send(t *testing.T, cfg flowgen.Config) flowgen.Totals {
+func send(t testing.TB, cfg flowgen.Config) flowgen.Totals {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -132,7 +132,7 @@ func send(t *testing.T, cfg flowgen.Config) flowgen.Totals {
 }
 
 // queueDepth is the number of ready messages in q.
-func queueDepth(t *testing.T, br testamqp.Broker, q string) int {
+func queueDepth(t testing.TB, br testamqp.Broker, q string) int {
 	t.Helper()
 	c, err := amqp091.Dial(br.URL)
 	if err != nil {
