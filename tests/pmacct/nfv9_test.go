@@ -175,6 +175,10 @@ func testFlows() []flow {
 		{src: a("2001:db8::1"), dst: a("2001:db8:1::53"), nh: a("fe80::1"), sport: 51000, dport: 443, proto: 6, flags: 0x1b, tos: 0, smask: 64, dmask: 48, srcAS: 64513, dstAS: 64514, inIf: 11, outIf: 12, packets: 20, bytes: 20000},
 		{src: a("2001:db8::1"), dst: a("2001:db8:1::53"), nh: a("fe80::1"), sport: 0, dport: 32768, proto: 58, tos: 0, smask: 64, dmask: 48, srcAS: 64513, dstAS: 64514, inIf: 11, outIf: 12, packets: 1, bytes: 104},
 		{src: a("2001:db8::2"), dst: a("2001:db8:1::53"), nh: a("fe80::1"), sport: 5353, dport: 5353, proto: 17, tos: 0x10, smask: 64, dmask: 48, srcAS: 64513, dstAS: 64514, inIf: 11, outIf: 12, packets: 7, bytes: 700},
+		// Masks of 0 (an exporter that knows no route): the network
+		// primitives follow nfacctd.
+		{src: a("198.51.100.7"), dst: a("203.0.113.9"), nh: a("10.255.0.3"), sport: 12345, dport: 22, proto: 6, flags: 0x18, smask: 0, dmask: 0, srcAS: 0, dstAS: 0, inIf: 5, outIf: 6, packets: 9, bytes: 900},
+		{src: a("2001:db8:5::7"), dst: a("2001:db8:6::9"), nh: a("fe80::2"), sport: 12346, dport: 22, proto: 6, flags: 0x18, smask: 0, dmask: 0, inIf: 5, outIf: 6, packets: 11, bytes: 1100},
 	}
 	for i := range fs {
 		fs[i].srcMAC, fs[i].dstMAC, fs[i].vlan = mac1, mac2, uint16(100+i%3)

@@ -1,7 +1,6 @@
 package pmacct
 
 import (
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -195,9 +194,9 @@ func (e *Encoder) appendValue(b []byte, r *core.Record, f core.Field, quote bool
 	}
 	switch f {
 	case core.FieldSrcMAC:
-		return q(appendMAC(q(b), &r.SrcMAC))
+		return q(AppendMAC(q(b), &r.SrcMAC))
 	case core.FieldDstMAC:
-		return q(appendMAC(q(b), &r.DstMAC))
+		return q(AppendMAC(q(b), &r.DstMAC))
 	case core.FieldTag:
 		return strconv.AppendUint(b, uint64(r.Tag), 10)
 	case core.FieldTag2:
@@ -209,21 +208,21 @@ func (e *Encoder) appendValue(b []byte, r *core.Record, f core.Field, quote bool
 	case core.FieldDstAS:
 		return strconv.AppendUint(b, uint64(r.DstAS), 10)
 	case core.FieldExporter:
-		return q(appendAddr(q(b), r.Exporter))
+		return q(AppendAddr(q(b), r.Exporter))
 	case core.FieldNextHop:
-		return q(appendAddr(q(b), r.NextHop))
+		return q(AppendAddr(q(b), r.NextHop))
 	case core.FieldInIface:
 		return strconv.AppendUint(b, uint64(r.InIface), 10)
 	case core.FieldOutIface:
 		return strconv.AppendUint(b, uint64(r.OutIface), 10)
 	case core.FieldSrcAddr:
-		return q(appendAddr(q(b), r.SrcAddr))
+		return q(AppendAddr(q(b), r.SrcAddr))
 	case core.FieldSrcNet:
-		return q(appendAddr(q(b), network(r.SrcAddr, r.SrcMask)))
+		return q(AppendAddr(q(b), Network(r.SrcAddr, r.SrcMask)))
 	case core.FieldDstAddr:
-		return q(appendAddr(q(b), r.DstAddr))
+		return q(AppendAddr(q(b), r.DstAddr))
 	case core.FieldDstNet:
-		return q(appendAddr(q(b), network(r.DstAddr, r.DstMask)))
+		return q(AppendAddr(q(b), Network(r.DstAddr, r.DstMask)))
 	case core.FieldSrcMask:
 		return strconv.AppendUint(b, uint64(r.SrcMask), 10)
 	case core.FieldDstMask:
@@ -248,42 +247,6 @@ func (e *Encoder) appendValue(b []byte, r *core.Record, f core.Field, quote bool
 		return q(e.appendMicro(q(b), r.Received))
 	}
 	return b
-}
-
-const hexDigits = "0123456789abcdef"
-
-func appendMAC(b []byte, m *[6]byte) []byte {
-	for i, x := range m {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, hexDigits[x>>4], hexDigits[x&0xf])
-	}
-	return b
-}
-
-// appendAddr appends an address; an absent one prints as 0.0.0.0, as nfacctd
-// prints a selected but unset address.
-func appendAddr(b []byte, a netip.Addr) []byte {
-	if !a.IsValid() {
-		return append(b, "0.0.0.0"...)
-	}
-	return a.Unmap().AppendTo(b)
-}
-
-// network masks a to bits (net_src / net_dst). The aggregate processor
-// already stores the network for src_net/dst_net; masking again is harmless
-// and makes unaggregated records print the right network. A zero mask leaves
-// the address as it is.
-func network(a netip.Addr, bits uint8) netip.Addr {
-	if !a.IsValid() || bits == 0 {
-		return a
-	}
-	pfx, err := a.Prefix(int(bits))
-	if err != nil {
-		return a
-	}
-	return pfx.Addr()
 }
 
 // stampCache keeps the formatted "YYYY-MM-DD HH:MM:SS" of one second: a batch

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/flowline/flowline/core"
+	"github.com/flowline/flowline/plugins/common/pmacct"
 )
 
 // tagSpec turns one primitive into a tag: its key in InfluxDB and how its
@@ -54,22 +55,13 @@ func appendAddr(dst []byte, a netip.Addr) ([]byte, bool) {
 
 func appendUint(dst []byte, v uint64) ([]byte, bool) { return strconv.AppendUint(dst, v, 10), true }
 
-func appendMAC(dst []byte, m [6]byte) ([]byte, bool) {
-	const hex = "0123456789abcdef"
-	for i, b := range m {
-		if i > 0 {
-			dst = append(dst, ':')
-		}
-		dst = append(dst, hex[b>>4], hex[b&15])
-	}
-	return dst, true
-}
+func appendMAC(dst []byte, m [6]byte) ([]byte, bool) { return pmacct.AppendMAC(dst, &m), true }
 
 func appendNet(dst []byte, a netip.Addr, bits uint8) ([]byte, bool) {
 	if !a.IsValid() {
 		return dst, false
 	}
-	dst = a.AppendTo(dst)
+	dst = pmacct.Network(a, bits).AppendTo(dst)
 	dst = append(dst, '/')
 	return strconv.AppendUint(dst, uint64(bits), 10), true
 }

@@ -61,11 +61,11 @@ func addrCol(name string, f core.Field, get func(r *row) netip.Addr) column {
 	return column{name: name, typ: "CHAR(45) NOT NULL", archiveType: "VARBINARY(16) NOT NULL", field: f, text: true,
 		appendValue: func(b []byte, r *row) []byte {
 			b = append(b, '\'')
-			b = appendAddr(b, get(r))
+			b = pmacct.AppendAddr(b, get(r))
 			return append(b, '\'')
 		},
 		fromArchive: "INET6_NTOA(" + name + ")",
-		appendKey:   func(b []byte, r *row) []byte { return append(appendAddr(b, get(r)), 0) },
+		appendKey:   func(b []byte, r *row) []byte { return append(pmacct.AppendAddr(b, get(r)), 0) },
 	}
 }
 
@@ -73,10 +73,10 @@ func macCol(name string, f core.Field, get func(r *row) *[6]byte) column {
 	return column{name: name, typ: "CHAR(17) NOT NULL", archiveType: "BINARY(6) NOT NULL", field: f, text: true,
 		appendValue: func(b []byte, r *row) []byte {
 			b = append(b, '\'')
-			b = appendMAC(b, get(r))
+			b = pmacct.AppendMAC(b, get(r))
 			return append(b, '\'')
 		},
-		appendKey:   func(b []byte, r *row) []byte { return append(appendMAC(b, get(r)), 0) },
+		appendKey:   func(b []byte, r *row) []byte { return append(pmacct.AppendMAC(b, get(r)), 0) },
 		fromArchive: "LOWER(CONCAT_WS(':', HEX(SUBSTR(" + name + ",1,1)), HEX(SUBSTR(" + name + ",2,1)), HEX(SUBSTR(" + name + ",3,1)), HEX(SUBSTR(" + name + ",4,1)), HEX(SUBSTR(" + name + ",5,1)), HEX(SUBSTR(" + name + ",6,1))))",
 	}
 }
@@ -97,9 +97,9 @@ var allColumns = func() map[string]column {
 		uintCol("iface_in", "INT(4) UNSIGNED NOT NULL", "INT UNSIGNED NOT NULL", core.FieldInIface, func(r *row) uint64 { return uint64(r.InIface) }),
 		uintCol("iface_out", "INT(4) UNSIGNED NOT NULL", "INT UNSIGNED NOT NULL", core.FieldOutIface, func(r *row) uint64 { return uint64(r.OutIface) }),
 		addrCol("ip_src", core.FieldSrcAddr, func(r *row) netip.Addr { return r.SrcAddr }),
-		addrCol("net_src", core.FieldSrcNet, func(r *row) netip.Addr { return network(r.SrcAddr, r.SrcMask) }),
+		addrCol("net_src", core.FieldSrcNet, func(r *row) netip.Addr { return pmacct.Network(r.SrcAddr, r.SrcMask) }),
 		addrCol("ip_dst", core.FieldDstAddr, func(r *row) netip.Addr { return r.DstAddr }),
-		addrCol("net_dst", core.FieldDstNet, func(r *row) netip.Addr { return network(r.DstAddr, r.DstMask) }),
+		addrCol("net_dst", core.FieldDstNet, func(r *row) netip.Addr { return pmacct.Network(r.DstAddr, r.DstMask) }),
 		uintCol("mask_src", "INT(1) UNSIGNED NOT NULL", "TINYINT UNSIGNED NOT NULL", core.FieldSrcMask, func(r *row) uint64 { return uint64(r.SrcMask) }),
 		uintCol("mask_dst", "INT(1) UNSIGNED NOT NULL", "TINYINT UNSIGNED NOT NULL", core.FieldDstMask, func(r *row) uint64 { return uint64(r.DstMask) }),
 		uintCol("port_src", "INT(2) UNSIGNED NOT NULL", "SMALLINT UNSIGNED NOT NULL", core.FieldSrcPort, func(r *row) uint64 { return uint64(r.SrcPort) }),
@@ -336,37 +336,6 @@ func (l layout) checkTable(ctx context.Context, db *sql.DB, database, table stri
 }
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-
-func appendAddr(b []byte, a netip.Addr) []byte {
-	if !a.IsValid() {
-		return append(b, "0.0.0.0"...)
-	}
-	return a.Unmap().AppendTo(b)
-}
-
-// network masks a to bits (net_src / net_dst); a zero mask leaves it as is.
-func network(a netip.Addr, bits uint8) netip.Addr {
-	if !a.IsValid() || bits == 0 {
-		return a
-	}
-	pfx, err := a.Prefix(int(bits))
-	if err != nil {
-		return a
-	}
-	return pfx.Addr()
-}
-
-const hexDigits = "0123456789abcdef"
-
-func appendMAC(b []byte, m *[6]byte) []byte {
-	for i, c := range m {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, hexDigits[c>>4], hexDigits[c&15])
-	}
-	return b
-}
 
 // protoCase is the SQL expression that turns a numeric protocol column back
 // into pmacct's name.

@@ -22,6 +22,7 @@ import (
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/ratelog"
 	"github.com/flowline/flowline/core/registry"
+	"github.com/flowline/flowline/plugins/common/pmacct"
 )
 
 //go:embed sample.toml
@@ -280,12 +281,12 @@ func (t *Table) Add(r *core.Record) {
 	if t.src {
 		k.putAddr(&k.src, 0, r.SrcAddr)
 	} else if t.srcNet {
-		k.putAddr(&k.src, 0, network(r.SrcAddr, r.SrcMask))
+		k.putAddr(&k.src, 0, pmacct.Network(r.SrcAddr, r.SrcMask))
 	}
 	if t.dst {
 		k.putAddr(&k.dst, 2, r.DstAddr)
 	} else if t.dstNet {
-		k.putAddr(&k.dst, 2, network(r.DstAddr, r.DstMask))
+		k.putAddr(&k.dst, 2, pmacct.Network(r.DstAddr, r.DstMask))
 	}
 	if t.peer {
 		k.putAddr(&k.peer, 4, r.Exporter)
@@ -362,19 +363,6 @@ func (t *Table) Add(r *core.Record) {
 	v.bytes += r.Bytes
 	v.flows += flows
 	v.tcpFlags |= r.TCPFlags
-}
-
-// network masks addr to its first bits; an unknown mask gives the zero
-// network of the address family, as pmacct does.
-func network(addr netip.Addr, bits uint8) netip.Addr {
-	if !addr.IsValid() {
-		return addr
-	}
-	p, err := addr.Prefix(int(bits))
-	if err != nil {
-		return addr
-	}
-	return p.Addr()
 }
 
 // Drain emits every aggregate as records in batches of size and empties the
