@@ -99,7 +99,11 @@ type AMQP struct {
 	m       inputMetrics
 	bad     map[string]*ratelog.Limiter
 	badMu   sync.Mutex
-	pending atomic.Int64 // batches emitted and not yet acknowledged
+	pending atomic.Int64 // messages emitted and not yet acknowledged
+	// gather is the batch being gathered from messages without an origin,
+	// gathered the number of messages in it (consume's goroutine only).
+	gather   *core.Batch
+	gathered int
 }
 
 type inputMetrics struct {
@@ -297,20 +301,55 @@ func (a *AMQP) open(ctx context.Context) (*amqp.Connection, *amqp.Channel, <-cha
 
 // consume turns deliveries into batches until ctx ends or the channel closes.
 func (a *AMQP) consume(ctx context.Context, ch *amqp.Channel, deliveries <-chan amqp.Delivery, emit func(*core.Batch) bool) {
+	defer a.flush(emit)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case d, ok := <-deliveries:
-			if !ok {
+		var d amqp.Delivery
+		var ok, got bool
+		if a.gather != nil {
+			// Gathering: take what comes within gatherLinger, then hand on.
+			linger.Reset(gatherLinger)
+			select {
+			case d, ok = <-deliveries:
+				got = true
+			case <-linger.C:
+				a.flush(emit)
+			case <-ctx.Done():
 				return
 			}
-			a.handle(d, emit)
+			linger.Stop() // (Go 1.23 timers: no stale tick after Stop)
 		}
+		if !got {
+			select {
+			case <-ctx.Done():
+				return
+			case d, ok = <-deliveries:
+			}
+		}
+		if !ok || ctx.Err() != nil {
+			if ok {
+				d.Nack(false, true)
+			}
+			return
+		}
+		a.handle(d, emit)
 	}
 }
 
-// handle decodes one message and emits it as a batch that acks it.
+// gatherRecords bounds a batch gathered from messages without an origin
+// (pmacct's, often one record each), as does half the prefetch in messages
+// (so that acks return credit); it is handed on when no message came for
+// gatherLinger.
+const (
+	gatherRecords = 4096
+	gatherLinger  = 5 * time.Millisecond
+)
+
+// handle decodes one message. A message with an origin (outputs.amqp's)
+// becomes a batch of its own that acks it; others are gathered into one
+// batch that acks each of them.
 func (a *AMQP) handle(d amqp.Delivery, emit func(*core.Batch) bool) {
 	a.m.messages.Inc()
 	b := core.NewBatch()
@@ -329,6 +368,38 @@ func (a *AMQP) handle(d amqp.Delivery, emit func(*core.Batch) bool) {
 	}
 	a.m.records.Add(float64(len(b.Records)))
 	b.Origin = origin(d)
+	if b.Origin.Writer != "" {
+		a.flush(emit)
+		a.ackWhenDone(b, d)
+		emit(b) // a batch emit could not take was failed and released: requeued
+		return
+	}
+	if a.gather == nil {
+		a.gather = b
+	} else {
+		a.gather.Records = append(a.gather.Records, b.Records...)
+		b.Release()
+	}
+	a.ackWhenDone(a.gather, d)
+	a.gathered++
+	if len(a.gather.Records) >= gatherRecords || a.gathered >= max(1, a.Prefetch/2) {
+		a.flush(emit)
+	}
+}
+
+// flush emits the gathered batch, if any.
+func (a *AMQP) flush(emit func(*core.Batch) bool) {
+	if a.gather == nil {
+		return
+	}
+	b := a.gather
+	a.gather, a.gathered = nil, 0
+	emit(b)
+}
+
+// ackWhenDone acks d when b is done (every output committed it), or
+// returns it to the queue when an output gave b up.
+func (a *AMQP) ackWhenDone(b *core.Batch, d amqp.Delivery) {
 	tag := d.DeliveryTag
 	ackr := d.Acknowledger
 	a.pending.Add(1)
@@ -342,7 +413,6 @@ func (a *AMQP) handle(d amqp.Delivery, emit func(*core.Batch) bool) {
 		ackr.Nack(tag, false, true)
 		a.m.requeued.Inc()
 	})
-	emit(b) // a batch emit could not take was failed and released: requeued
 }
 
 // origin reads the writer id and sequence outputs.amqp puts in its headers.
