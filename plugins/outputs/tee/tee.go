@@ -58,6 +58,7 @@ func init() {
 			ProbeInterval: core.Duration(500 * time.Millisecond),
 			ProbeTimeout:  core.Duration(2 * time.Second),
 			WriteBuffer:   8 << 20,
+			TemplateTTL:   core.Duration(24 * time.Hour),
 		}
 	})
 }
@@ -81,6 +82,11 @@ type Tee struct {
 	ProbeTimeout  core.Duration `toml:"probe_timeout"`
 	// WriteBuffer is the socket send buffer of each receiver's socket.
 	WriteBuffer core.Size `toml:"write_buffer"`
+	// TemplateTTL is how long a cached template (or sampling option) the
+	// exporter has not sent again is kept for a returning receiver: the
+	// templates' own lifetime (processors.templates template_ttl); "0s"
+	// keeps them forever.
+	TemplateTTL core.Duration `toml:"template_ttl"`
 	// Secret, when set, authenticates every envelope (packets, templates,
 	// probes) with an HMAC tag that inputs.replica checks; probe answers
 	// must carry it too. Give it as "${FLOWLINE_REPLICA_SECRET}".
@@ -95,7 +101,9 @@ type Tee struct {
 
 	m struct {
 		notNetFlow, noReceiver, filtered prometheus.Counter
+		cachedExporters, cachedSets      prometheus.Gauge
 	}
+	lastSweep int64 // Unix nanos of the last cache expiry
 
 	// Hot-path scratch, owned by the Write goroutine.
 	signer *envelope.Signer // nil without a secret
@@ -188,7 +196,14 @@ func (t *Tee) Init(env *core.Env) error {
 	t.m.notNetFlow = c("not_netflow_total", "Datagrams that were not NetFlow v5/v9 or IPFIX (dropped).")
 	t.m.noReceiver = c("no_receiver_total", "Datagrams dropped because no receiver of their pool was live.")
 	t.m.filtered = c("unmatched_total", "Datagrams whose exporter matched no pool (dropped).")
-	for _, col := range []prometheus.Collector{pkts, tmpls, byts, errs, up, t.m.notNetFlow, t.m.noReceiver, t.m.filtered} {
+	t.m.cachedExporters = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "tee", Name: "cached_exporters",
+		Help: "Exporter template spaces whose templates the tee keeps for returning receivers."})
+	t.m.cachedSets = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flowline", Subsystem: "tee", Name: "cached_sets",
+		Help: "Templates and sampling option sets the tee keeps for returning receivers."})
+	if t.TemplateTTL < 0 {
+		return errors.New("template_ttl must not be negative")
+	}
+	for _, col := range []prometheus.Collector{pkts, tmpls, byts, errs, up, t.m.notNetFlow, t.m.noReceiver, t.m.filtered, t.m.cachedExporters, t.m.cachedSets} {
 		if err := reg.Register(col); err != nil {
 			return fmt.Errorf("register metrics: %w", err)
 		}
@@ -396,6 +411,13 @@ func (t *Tee) markDown(r *receiver, why string) {
 func (t *Tee) Write(_ context.Context, b *core.Batch) error {
 	for i := range b.Packets {
 		t.forward(&b.Packets[i])
+	}
+	if ttl := time.Duration(t.TemplateTTL); ttl > 0 {
+		now := time.Now().UnixNano()
+		if now-t.lastSweep > int64(min(ttl/4, time.Minute)) {
+			t.lastSweep = now
+			t.expire(now, ttl)
+		}
 	}
 	return nil
 }
