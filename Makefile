@@ -60,6 +60,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodePackets -fuzztime $(FUZZTIME) ./core/wire
 	$(GO) test -run '^$$' -fuzz FuzzReadFile -fuzztime $(FUZZTIME) ./plugins/common/spool
 	$(GO) test -run '^$$' -fuzz FuzzLoadTotals -fuzztime $(FUZZTIME) ./plugins/outputs/influxdb
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./plugins/common/pmacct
+	$(GO) test -run '^$$' -fuzz FuzzDecodeMessage -fuzztime $(FUZZTIME) ./plugins/inputs/amqp
 
 clean:
 	rm -rf $(BIN)
