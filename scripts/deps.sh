@@ -21,6 +21,7 @@ command -v jq >/dev/null 2>&1 || need+=(jq)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
 /usr/bin/python3 -c 'import pika' >/dev/null 2>&1 || need+=(python3-pika)
 [ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
+command -v curl >/dev/null 2>&1 || need+=(curl) # scripts/influxdb.sh and victoriametrics.sh
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

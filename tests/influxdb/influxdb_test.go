@@ -115,9 +115,11 @@ func TestEndToEndExactTotals(t *testing.T) {
 	time.Sleep(3 * time.Second) // a last refresh
 	c.Stop()
 
+	_, printedPackets, printedBytes := testbin.Sums(t, printed)
 	p, b, points := s.Sums(t, db, "flows")
 	if p != tot.FlowPackets || b != tot.FlowBytes {
-		t.Fatalf("InfluxDB: %d packets, %d bytes; flowgen sent %d, %d\n%s", p, b, tot.FlowPackets, tot.FlowBytes, c.Log())
+		t.Fatalf("InfluxDB: %d packets, %d bytes; flowgen sent %d, %d; the print output of the same run has %d, %d\n%s",
+			p, b, tot.FlowPackets, tot.FlowBytes, printedPackets, printedBytes, c.Log())
 	}
 	vp := vm.VMBinSum(t, vmMeasurement+"_packets", begin, time.Minute)
 	vb := vm.VMBinSum(t, vmMeasurement+"_bytes", begin, time.Minute)
