@@ -72,8 +72,8 @@ const (
 
 // Tee is the output and its configuration.
 type Tee struct {
-	// Transparent sends raw IPv4 datagrams with the exporter's source
-	// address instead of envelopes.
+	// Transparent sends raw IPv4 or IPv6 datagrams with the exporter's
+	// source address instead of envelopes.
 	Transparent bool `toml:"transparent"`
 	// Liveness is "probe" (probes answered by inputs.replica, plus ICMP port
 	// unreachable) or "none" (every receiver is always in the rotation).
@@ -97,7 +97,8 @@ type Tee struct {
 	errLog *ratelog.Limiter
 	pools  []*pool
 	recvs  []*receiver
-	raw    int // raw socket (transparent), -1 when none
+	raw    int // raw IPv4 socket (transparent), -1 when none
+	raw6   int // raw IPv6 socket (transparent), -1 when none
 
 	m struct {
 		notNetFlow, noReceiver, filtered prometheus.Counter
@@ -139,6 +140,7 @@ type receiver struct {
 	pool   int
 	conn   *net.UDPConn
 	sa     syscall.SockaddrInet4
+	sa6    syscall.SockaddrInet6
 	up     atomic.Bool
 	resync atomic.Bool
 	last   atomic.Int64 // last probe reply, Unix nanos
@@ -161,7 +163,7 @@ func (t *Tee) ConsumesPackets() bool { return true }
 func (t *Tee) Init(env *core.Env) error {
 	t.log = env.Logger
 	t.errLog = ratelog.New(t.log, 10*time.Second)
-	t.raw = -1
+	t.raw, t.raw6 = -1, -1
 	switch t.Liveness {
 	case "probe", "none":
 	default:
@@ -260,6 +262,15 @@ func (t *Tee) Init(env *core.Env) error {
 			_ = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, int(t.WriteBuffer))
 		}
 		t.raw = fd
+		// IPv6: a raw IPPROTO_RAW socket takes the whole IPv6 header
+		// (IPV6_HDRINCL is implied). A host without IPv6 has none; a v6
+		// receiver then fails at Connect.
+		if fd6, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_RAW); err == nil {
+			if t.WriteBuffer > 0 {
+				_ = syscall.SetsockoptInt(fd6, syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, int(t.WriteBuffer))
+			}
+			t.raw6 = fd6
+		}
 	}
 	t.wire = make([]byte, 0, 65536+envelope.MaxHeaderLen)
 	t.extra = make([]byte, 0, 65536+envelope.MaxHeaderLen)
@@ -284,10 +295,15 @@ func (t *Tee) Connect(ctx context.Context) error {
 		}
 		ap := ua.AddrPort()
 		r.addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-		if t.Transparent && !r.addr.Addr().Is4() {
-			return core.Permanent(fmt.Errorf("pool %d: receiver %s: transparent mode sends IPv4 only", r.pool, r.name))
+		if r.addr.Addr().Is4() {
+			r.sa = syscall.SockaddrInet4{Addr: r.addr.Addr().As4(), Port: int(r.addr.Port())}
+		} else {
+			if t.Transparent && t.raw6 < 0 {
+				return core.Permanent(fmt.Errorf("pool %d: receiver %s: transparent mode to an IPv6 receiver needs a raw IPv6 socket, which this host refused", r.pool, r.name))
+			}
+			// The raw socket takes port 0: the UDP header carries the port.
+			r.sa6 = syscall.SockaddrInet6{Addr: r.addr.Addr().As16()}
 		}
-		r.sa = syscall.SockaddrInet4{Addr: r.addr.Addr().As4(), Port: int(r.addr.Port())}
 		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(r.addr))
 		if err != nil {
 			return fmt.Errorf("receiver %s: %w", r.name, err)
@@ -335,6 +351,10 @@ func (t *Tee) Close(context.Context) error {
 	if t.raw >= 0 {
 		_ = syscall.Close(t.raw)
 		t.raw = -1
+	}
+	if t.raw6 >= 0 {
+		_ = syscall.Close(t.raw6)
+		t.raw6 = -1
 	}
 	return nil
 }
@@ -618,12 +638,20 @@ func (t *Tee) sendRaw(r *receiver, exp netip.AddrPort, received int64, payload [
 	return true
 }
 
-// sendTransparent writes an IPv4 + UDP header with the exporter as source
-// in front of the payload and sends it on the raw socket.
+// sendTransparent writes an IPv4 (or IPv6) + UDP header with the exporter
+// as source in front of the payload and sends it on the raw socket. The
+// exporter and the receiver must be of the same family: an IPv4 source
+// cannot be written into an IPv6 header.
 func (t *Tee) sendTransparent(r *receiver, exp netip.AddrPort, payload []byte) (int, error) {
 	src := exp.Addr().Unmap()
+	if !r.addr.Addr().Is4() {
+		if src.Is4() {
+			return 0, fmt.Errorf("transparent mode: IPv4 exporter %s cannot be the source of a datagram to IPv6 receiver %s", src, r.name)
+		}
+		return t.sendTransparent6(r, netip.AddrPortFrom(src, exp.Port()), payload)
+	}
 	if !src.Is4() {
-		return 0, fmt.Errorf("transparent mode sends IPv4 only; exporter %s", src)
+		return 0, fmt.Errorf("transparent mode: IPv6 exporter %s cannot be the source of a datagram to IPv4 receiver %s", src, r.name)
 	}
 	total := 28 + len(payload)
 	if total > 65535 {
@@ -649,4 +677,61 @@ func (t *Tee) sendTransparent(r *receiver, exp netip.AddrPort, payload []byte) (
 		return 0, fmt.Errorf("raw send: %w", err)
 	}
 	return len(w), nil
+}
+
+// sendTransparent6 writes an IPv6 + UDP header (the UDP checksum is
+// mandatory over IPv6, so it is computed here) in front of the payload.
+func (t *Tee) sendTransparent6(r *receiver, exp netip.AddrPort, payload []byte) (int, error) {
+	ul := 8 + len(payload)
+	if ul > 65535 {
+		return 0, fmt.Errorf("datagram of %d bytes too large", len(payload))
+	}
+	w := t.wire[:48]
+	w[0], w[1], w[2], w[3] = 0x60, 0, 0, 0 // version 6, no traffic class or flow label
+	w[4], w[5] = byte(ul>>8), byte(ul)
+	w[6], w[7] = syscall.IPPROTO_UDP, 64
+	s16, d16 := exp.Addr().As16(), r.addr.Addr().As16()
+	copy(w[8:24], s16[:])
+	copy(w[24:40], d16[:])
+	dport := r.addr.Port()
+	w[40], w[41] = byte(exp.Port()>>8), byte(exp.Port())
+	w[42], w[43] = byte(dport>>8), byte(dport)
+	w[44], w[45] = byte(ul>>8), byte(ul)
+	w[46], w[47] = 0, 0
+	w = append(w, payload...)
+	t.wire = w[:0]
+	sum := udp6Checksum(w[8:24], w[24:40], w[40:])
+	w[46], w[47] = byte(sum>>8), byte(sum)
+	if err := syscall.Sendto(t.raw6, w, 0, &r.sa6); err != nil {
+		return 0, fmt.Errorf("raw send: %w", err)
+	}
+	return len(w), nil
+}
+
+// udp6Checksum is the UDP checksum over the IPv6 pseudo-header (RFC 8200
+// 8.1) and the UDP header and payload (whose checksum field is zero); a
+// result of 0 is sent as 0xffff.
+func udp6Checksum(src, dst, udp []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src)
+	add(dst)
+	n := uint32(len(udp))
+	sum += n>>16 + n&0xffff + syscall.IPPROTO_UDP
+	add(udp)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	c := ^uint16(sum)
+	if c == 0 {
+		c = 0xffff
+	}
+	return c
 }
