@@ -3,18 +3,18 @@
 package testamqp
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/flowline/flowline/internal/testbin"
 )
 
 // Broker is the test broker.
@@ -33,20 +33,11 @@ func Find(tb testing.TB) Broker {
 	if testing.Short() {
 		tb.Skip("integration test (-short)")
 	}
-	env := map[string]string{}
 	dir := os.Getenv("FLOWLINE_RABBITMQ_DIR")
 	if dir == "" {
 		dir = "/tmp/flowline-rabbitmq"
 	}
-	if f, err := os.Open(filepath.Join(dir, "env")); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-				env[k] = v
-			}
-		}
-		f.Close()
-	}
+	env := testbin.ReadEnvFile(filepath.Join(dir, "env"))
 	if v := os.Getenv("FLOWLINE_TEST_AMQP_URL"); v != "" {
 		env["FLOWLINE_TEST_AMQP_URL"] = v
 	}

@@ -28,7 +28,7 @@ func twoTier(t *testing.T, output, refresh string, flows uint64, during func(br 
 	} else {
 		close(done)
 	}
-	tot := send(t, flowgenConfig(udp, flows, 100_000, 7))
+	tot := testbin.SendFlows(t, flowgenConfig(udp, flows, 100_000, 7))
 	<-done
 	time.Sleep(300 * time.Millisecond) // the last datagrams reach the socket
 	edge.Stop()                        // flushes the aggregate and publishes it
@@ -84,7 +84,7 @@ func TestCentralKilled(t *testing.T) {
 	// refresh = history: the edge emits every key and bin once, at its stop.
 	edge := start(t, t.TempDir(), edgeConfig(br, n, udp, eport, "1m", `  format = "json"
   multi_values = "16KiB"`), eport)
-	tot := send(t, flowgenConfig(udp, 1_000_000, 100_000, 8))
+	tot := testbin.SendFlows(t, flowgenConfig(udp, 1_000_000, 100_000, 8))
 	time.Sleep(300 * time.Millisecond)
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); edge.Stop() }()

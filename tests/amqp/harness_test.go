@@ -8,7 +8,6 @@ package amqp
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -120,16 +119,6 @@ func startCentral(t *testing.T, dir, config string, metricsPort int) *tier {
 	return c
 }
 
-func send(t testing.TB, cfg flowgen.Config) flowgen.Totals {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	tot, err := flowgen.Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("flowgen: %v", err)
-	}
-	return tot
-}
 
 // queueDepth is the number of ready messages in q.
 func queueDepth(t testing.TB, br testamqp.Broker, q string) int {

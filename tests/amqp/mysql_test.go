@@ -1,7 +1,6 @@
 package amqp
 
 import (
-	"bufio"
 	"database/sql"
 	"fmt"
 	"os"
@@ -20,20 +19,11 @@ type mariadb struct{ dsn, host, port, user, password string }
 
 func findMariaDB(t *testing.T) mariadb {
 	t.Helper()
-	env := map[string]string{}
 	dir := os.Getenv("FLOWLINE_MARIADB_DIR")
 	if dir == "" {
 		dir = "/tmp/flowline-mariadb"
 	}
-	if f, err := os.Open(dir + "/env"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-				env[k] = v
-			}
-		}
-		f.Close()
-	}
+	env := testbin.ReadEnvFile(dir + "/env")
 	m := mariadb{env["FLOWLINE_TEST_MYSQL_DSN"], env["FLOWLINE_TEST_MYSQL_HOST"], env["FLOWLINE_TEST_MYSQL_PORT"], env["FLOWLINE_TEST_MYSQL_USER"], env["FLOWLINE_TEST_MYSQL_PASSWORD"]}
 	if m.dsn == "" {
 		if os.Getenv("CI") == "true" {
@@ -86,7 +76,7 @@ func TestCentralMySQLKilled(t *testing.T) {
 	central := startCentral(t, cdir, cconf, cport)
 	edge := start(t, t.TempDir(), edgeConfig(br, n, udp, eport, "1m", `  format = "flowline"
   max_records = 2000`), eport)
-	tot := send(t, flowgenConfig(udp, 1_000_000, 100_000, 11))
+	tot := testbin.SendFlows(t, flowgenConfig(udp, 1_000_000, 100_000, 11))
 	time.Sleep(300 * time.Millisecond)
 	stopped := make(chan struct{})
 	go func() { defer close(stopped); edge.Stop() }()

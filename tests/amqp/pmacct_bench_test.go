@@ -77,7 +77,7 @@ func BenchmarkPurgeVsNfacctd(b *testing.B) {
   multi_values = "64KiB"`), mport)
 					stop = func() { go e.Stop() }
 				}
-				send(b, flowgenConfig(port, flows, 100_000, 12))
+				testbin.SendFlows(b, flowgenConfig(port, flows, 100_000, 12))
 				time.Sleep(time.Second)
 				begin := time.Now()
 				stop()

@@ -102,7 +102,7 @@ func TestNfacctdPublishesFlowlineStores(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second) // the plugins start after the core
-	tot := send(t, flowgenConfig(port, 200_000, 40_000, 9))
+	tot := testbin.SendFlows(t, flowgenConfig(port, 200_000, 40_000, 9))
 	time.Sleep(4 * time.Second) // both plugins purge every 2 s
 	syscall.Kill(-pgid, syscall.SIGINT)
 	select {
@@ -208,7 +208,7 @@ func TestPmacctReceiverReadsFlowline(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			tot := send(t, flowgenConfig(udp, 50_000, 50_000, 10))
+			tot := testbin.SendFlows(t, flowgenConfig(udp, 50_000, 50_000, 10))
 			time.Sleep(300 * time.Millisecond)
 			edge.Stop() // publishes every aggregate once
 			<-done      // the receiver stops after a second without messages
