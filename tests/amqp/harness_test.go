@@ -119,7 +119,6 @@ func startCentral(t *testing.T, dir, config string, metricsPort int) *tier {
 	return c
 }
 
-
 // queueDepth is the number of ready messages in q.
 func queueDepth(t testing.TB, br testamqp.Broker, q string) int {
 	t.Helper()
