@@ -104,4 +104,3 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
-
