@@ -333,9 +333,15 @@ func (l *Listener) Run(ctx context.Context, emit func(*core.Batch) bool, handle 
 	return <-errs
 }
 
-// read is one socket's receive loop.
+// read is one socket's receive loop: datagrams come several per system
+// call where the platform allows (recvmmsg) and are copied into the
+// batch's arena.
 func (l *Listener) read(c *net.UDPConn, emit func(*core.Batch) bool, handle Handler) error {
 	r := &Reader{Conn: c, Emit: emit}
+	recv, err := newReceiver(c)
+	if err != nil {
+		return err
+	}
 	send := func() {
 		if r.Batch != nil && len(r.Batch.Packets) > 0 {
 			emit(r.Batch)
@@ -353,17 +359,7 @@ func (l *Listener) read(c *net.UDPConn, emit func(*core.Batch) bool, handle Hand
 		}
 	}()
 	for {
-		if r.Batch == nil {
-			r.Batch = core.NewBatch()
-		}
-		b := r.Batch
-		if cap(b.Arena)-len(b.Arena) < MaxDatagram {
-			send()
-			continue
-		}
-		off := len(b.Arena)
-		buf := b.Arena[off : off+MaxDatagram]
-		size, from, err := c.ReadFromUDPAddrPort(buf)
+		data, from, err := recv.read()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				send()
@@ -385,9 +381,22 @@ func (l *Listener) read(c *net.UDPConn, emit func(*core.Batch) bool, handle Hand
 			}
 			continue
 		}
+		if r.Batch != nil && cap(r.Batch.Arena)-len(r.Batch.Arena) < len(data) {
+			send()
+		}
+		if r.Batch == nil {
+			r.Batch = core.NewBatch()
+		}
+		b := r.Batch
+		off := len(b.Arena)
+		if cap(b.Arena)-off < len(data) { // larger than an empty arena
+			b.Arena = append(b.Arena, make([]byte, len(data))...)[:off]
+		}
+		buf := b.Arena[off : off+len(data) : off+len(data)]
+		copy(buf, data)
 		now := time.Now()
 		pkt := core.Packet{
-			Data:     buf[:size:size],
+			Data:     buf,
 			Exporter: netip.AddrPortFrom(src, from.Port()),
 			Received: now.UnixNano(),
 			Input:    l.Input,
@@ -398,7 +407,7 @@ func (l *Listener) read(c *net.UDPConn, emit func(*core.Batch) bool, handle Hand
 		if len(b.Packets) == 0 {
 			_ = c.SetReadDeadline(now.Add(l.FlushInterval))
 		}
-		b.Arena = b.Arena[:off+size]
+		b.Arena = b.Arena[:off+len(data)]
 		b.Packets = append(b.Packets, pkt)
 		if len(b.Packets) >= l.BatchPackets {
 			send()
