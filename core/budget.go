@@ -71,3 +71,11 @@ type Drop struct {
 type DropReporter interface {
 	Dropped() []Drop
 }
+
+// FlowCounter is implemented by inputs that can tell, cheaply, how many
+// flows a batch of their packets carries (NetFlow v5 and v9 headers count
+// them): the engine's loss line then says how many flows a dropped batch
+// held as well as how many packets.
+type FlowCounter interface {
+	CountFlows(b *Batch) uint64
+}

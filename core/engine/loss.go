@@ -266,6 +266,11 @@ func (e *Engine) watchLoss() {
 		r.budget = e.budget
 		r.overBudget = e.loss.counter(stage, "over agent.max_buffer", "packets")
 		r.queueFull = e.loss.counter(stage, "pipeline queue full", "packets")
+		if fc, ok := r.in.(core.FlowCounter); ok {
+			r.flows = fc
+			r.overBudgetFlows = e.loss.counter(stage, "over agent.max_buffer", "flows")
+			r.queueFullFlows = e.loss.counter(stage, "pipeline queue full", "flows")
+		}
 	}
 	for _, o := range e.packetOutputs {
 		o.lost = e.loss.counter(string(o.pc.Kind)+"."+o.pc.DisplayName(), "write given up", "packets")

@@ -20,8 +20,19 @@ type inputRunner struct {
 	log *slog.Logger
 
 	budget *budget
-	// Drops beyond the budget and on a full queue, for the loss log.
-	overBudget, queueFull *lossCounter
+	// Drops beyond the budget and on a full queue, for the loss log, and
+	// the flows the dropped packets held where the input can count them.
+	overBudget, queueFull           *lossCounter
+	overBudgetFlows, queueFullFlows *lossCounter
+	flows                           core.FlowCounter
+}
+
+// lost counts a dropped batch in the loss log.
+func (r *inputRunner) lost(packets, flows *lossCounter, b *core.Batch) {
+	packets.n.Add(uint64(b.Len()))
+	if r.flows != nil {
+		flows.n.Add(r.flows.CountFlows(b))
+	}
 }
 
 // emit returns the input's emit function: a non-blocking send that drops
@@ -57,7 +68,7 @@ func (r *inputRunner) emit(ctx context.Context, ch chan<- *core.Batch) func(*cor
 		n := b.Len()
 		if r.budget.over() {
 			r.m.Dropped.Add(float64(n))
-			r.overBudget.n.Add(uint64(n))
+			r.lost(r.overBudget, r.overBudgetFlows, b)
 			b.Release()
 			return false
 		}
@@ -68,7 +79,7 @@ func (r *inputRunner) emit(ctx context.Context, ch chan<- *core.Batch) func(*cor
 			return true
 		default:
 			r.m.Dropped.Add(float64(n))
-			r.queueFull.n.Add(uint64(n))
+			r.lost(r.queueFull, r.queueFullFlows, b)
 			b.Release()
 			return false
 		}

@@ -213,6 +213,9 @@ func overload(t *testing.T, distinct bool) {
 	if want := fmt.Sprintf("dropped_packets=%d", dropped+kernel); !strings.Contains(log, want) {
 		t.Errorf("the shutdown line lacks %s:\n%s", want, lastLines(log, 5))
 	}
+	if strings.Contains(log, "dropped_flows=0 ") || !strings.Contains(log, "dropped_flows=") {
+		t.Errorf("the shutdown line counts no dropped flows (NetFlow v9 headers announce them):\n%s", lastLines(log, 3))
+	}
 	if distinct && early == 0 {
 		t.Error("distinct tuples never filled the aggregate's max_keys")
 	}

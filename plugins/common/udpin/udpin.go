@@ -436,3 +436,20 @@ func (l *Listener) closeLocked() {
 	}
 	l.conns = nil
 }
+
+// CountFlows counts the flow records that the NetFlow v5 and v9 datagrams
+// of a batch announce in their headers (v9's count includes template and
+// options records; IPFIX datagrams announce none and count 0).
+func CountFlows(b *core.Batch) uint64 {
+	var n uint64
+	for i := range b.Packets {
+		d := b.Packets[i].Data
+		if len(d) < 4 {
+			continue
+		}
+		if v := uint16(d[0])<<8 | uint16(d[1]); v == 5 || v == 9 {
+			n += uint64(uint16(d[2])<<8 | uint16(d[3]))
+		}
+	}
+	return n
+}

@@ -55,6 +55,7 @@ var (
 	_ core.Listener     = (*NetFlow)(nil)
 	_ core.Initializer  = (*NetFlow)(nil)
 	_ core.DropReporter = (*NetFlow)(nil)
+	_ core.FlowCounter  = (*NetFlow)(nil)
 	_ core.Validator    = (*NetFlow)(nil)
 )
 
@@ -100,6 +101,10 @@ func (n *NetFlow) Addr() net.Addr { return n.udp.Addr() }
 func (n *NetFlow) Start(ctx context.Context, emit func(*core.Batch) bool) error {
 	return n.udp.Run(ctx, emit, nil)
 }
+
+// CountFlows counts the flows a batch of datagrams announces (v5 and v9
+// headers) for the engine's loss line.
+func (n *NetFlow) CountFlows(b *core.Batch) uint64 { return udpin.CountFlows(b) }
 
 // Dropped reports the kernel's drops on the input's sockets (the engine's
 // loss log reads it).

@@ -88,6 +88,7 @@ var (
 	_ core.Listener     = (*Replica)(nil)
 	_ core.Initializer  = (*Replica)(nil)
 	_ core.DropReporter = (*Replica)(nil)
+	_ core.FlowCounter  = (*Replica)(nil)
 	_ core.Validator    = (*Replica)(nil)
 )
 
@@ -291,6 +292,10 @@ func isNetFlow(data []byte) bool {
 	}
 	return false
 }
+
+// CountFlows counts the flows a batch of datagrams announces (v5 and v9
+// headers) for the engine's loss line.
+func (r *Replica) CountFlows(b *core.Batch) uint64 { return udpin.CountFlows(b) }
 
 // Dropped reports the kernel's drops on the input's sockets (the engine's
 // loss log reads it).
