@@ -2,6 +2,8 @@ package amqp
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/wire"
 	"github.com/flowline/flowline/internal/testamqp"
+	"github.com/flowline/flowline/internal/testbin"
 	"github.com/flowline/flowline/plugins/common/amqpconn"
 )
 
@@ -253,4 +256,60 @@ func TestGatherSingleMessages(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("%d messages in %d batches", n, batches)
+}
+
+// Quorum and stream queues are declared and consumed like classic ones.
+func TestQueueTypes(t *testing.T) {
+	br := testamqp.Find(t)
+	for _, qt := range []string{"quorum", "stream"} {
+		t.Run(qt, func(t *testing.T) {
+			_, ch := br.Dial(t)
+			ex, q := testamqp.Name("ex"), testamqp.Name("q")
+			t.Cleanup(func() {
+				_, ch := br.Dial(t)
+				ch.QueueDelete(q, false, false, false)
+				ch.ExchangeDelete(ex, false, false)
+			})
+			in := New()
+			in.URL = amqpconn.URLs{br.URL}
+			in.Exchange, in.Queue, in.QueueType = ex, q, qt
+			env := core.NewEnv("amqp-in", "")
+			logs := &testbin.LockedBuffer{}
+			env.Logger = slog.New(slog.NewTextHandler(logs, nil))
+			if err := in.Init(env); err != nil {
+				t.Fatal(err)
+			}
+			got := make(chan *core.Batch, 10)
+			cctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go in.Start(cctx, func(b *core.Batch) bool { got <- b; return true })
+			// Declared, bound and consumed (a stream reports no consumers).
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(logs.String(), "msg=consuming") {
+				if time.Now().After(deadline) {
+					t.Fatalf("not consuming: %s", logs.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			b := core.NewBatch()
+			r := b.AppendRecord()
+			r.Packets, r.Present = 5, core.FieldPackets
+			body := wire.AppendRecords(nil, 0, b.Records)
+			for i := 1; i <= 3; i++ {
+				ch.Publish(ex, "acct", false, false, amqp091.Publishing{ContentType: wire.ContentType, Body: body,
+					Headers: amqp091.Table{amqpconn.HeaderWriter: "w", amqpconn.HeaderSeq: int64(i)}})
+			}
+			for i := 1; i <= 3; i++ {
+				select {
+				case b := <-got:
+					if b.Origin.Seq != uint64(i) || b.Records[0].Packets != 5 {
+						t.Errorf("batch %d: %+v %+v", i, b.Origin, b.Records[0])
+					}
+					b.Release()
+				case <-time.After(10 * time.Second):
+					t.Fatalf("message %d did not arrive", i)
+				}
+			}
+		})
+	}
 }

@@ -101,9 +101,18 @@ func drain(t *testing.T, ch *amqp091.Channel, q string, want int) []amqp091.Deli
 func TestJSONMultiValuesMarkers(t *testing.T) {
 	br := testamqp.Find(t)
 	ex, q, ch := queue(t, br, "acct", false)
-	o := newOutput(t, br, &AMQP{Exchange: ex, ExchangeType: "topic", RoutingKey: "acct", Format: "json",
+	o := &AMQP{Exchange: ex, ExchangeType: "topic", RoutingKey: "acct", Format: "json",
 		MultiValues: 1024, Markers: true, TimestampsUTC: true, MaxRecords: 10000,
-		ConfirmTimeout: core.Duration(10 * time.Second), BufferMessages: 100})
+		ConfirmTimeout: core.Duration(10 * time.Second), BufferMessages: 100, Headers: map[string]string{"site": "fra1"}}
+	// Failover: the first URL does not answer, the second does.
+	o.URL = amqpconn.URLs{"amqp://flowline:flowline@127.0.0.1:1/", br.URL}
+	if err := o.Init(core.NewEnv("amqp-test", t.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { o.Close(ctx) })
 	b := records(20)
 	if err := o.Write(ctx, b); err != nil {
 		t.Fatal(err)
@@ -134,6 +143,9 @@ func TestJSONMultiValuesMarkers(t *testing.T) {
 	for i, d := range ds {
 		if d.ContentType != "application/json" {
 			t.Errorf("content type %q", d.ContentType)
+		}
+		if d.Headers["site"] != "fra1" {
+			t.Errorf("headers %v", d.Headers)
 		}
 		if d.Headers[amqpconn.HeaderWriter] != o.WriterID {
 			t.Errorf("writer header %v, want %s", d.Headers[amqpconn.HeaderWriter], o.WriterID)
