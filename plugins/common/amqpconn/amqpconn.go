@@ -211,3 +211,25 @@ func Redact(raw string) string {
 	}
 	return u.String()
 }
+
+// DeclareExchange makes sure the exchange exists: one that exists is used
+// as it is (an edge and a central writer, or pmacct and Flowline, may have
+// declared it with other durability), one that does not is declared with
+// kind and durable. It returns the channel to go on with (a failed passive
+// declare closes the one given).
+func DeclareExchange(conn *amqp.Connection, ch *amqp.Channel, name, kind string, durable bool) (*amqp.Channel, error) {
+	if name == "" {
+		return ch, nil // the default exchange always exists
+	}
+	if err := ch.ExchangeDeclarePassive(name, kind, durable, false, false, false, nil); err == nil {
+		return ch, nil
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("channel: %w", err)
+	}
+	if err := ch.ExchangeDeclare(name, kind, durable, false, false, false, nil); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}

@@ -269,7 +269,7 @@ func (a *AMQP) open(ctx context.Context) (*amqp.Connection, *amqp.Channel, <-cha
 		if a.ExchangeDurable != nil {
 			durable = *a.ExchangeDurable
 		}
-		if err := ch.ExchangeDeclare(a.Exchange, a.ExchangeType, durable, false, false, false, nil); err != nil {
+		if ch, err = amqpconn.DeclareExchange(conn, ch, a.Exchange, a.ExchangeType, durable); err != nil {
 			return fail(fmt.Sprintf("exchange %q (exchange_type %q, durable %v)", a.Exchange, a.ExchangeType, durable), err)
 		}
 		args := amqp.Table{"x-queue-type": a.QueueType}

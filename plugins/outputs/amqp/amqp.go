@@ -332,7 +332,8 @@ func (o *AMQP) connect(ctx context.Context) error {
 	if o.ExchangeDurable != nil {
 		durable = *o.ExchangeDurable
 	}
-	if err := ch.ExchangeDeclare(o.Exchange, o.ExchangeType, durable, false, false, false, nil); err != nil {
+	ch, err = amqpconn.DeclareExchange(conn, ch, o.Exchange, o.ExchangeType, durable)
+	if err != nil {
 		conn.Close()
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {

@@ -327,3 +327,16 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// An exchange that exists (here durable, declared by a consumer) is used as
+// it is, whatever persistent says.
+func TestExistingExchangeUsed(t *testing.T) {
+	br := testamqp.Find(t)
+	ex, q, ch := queue(t, br, "acct", true)
+	o := newOutput(t, br, &AMQP{Exchange: ex, ExchangeType: "direct", RoutingKey: "acct", Format: "flowline",
+		MaxRecords: 10000, ConfirmTimeout: core.Duration(10 * time.Second), BufferMessages: 100})
+	if err := o.Write(ctx, records(2)); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, ch, q, 1)
+}
