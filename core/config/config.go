@@ -49,8 +49,9 @@ type Agent struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the metrics address.
 	Pprof bool `toml:"pprof"`
 	// MaxBuffer is the memory budget of the pipeline: the bytes of batches
-	// queued between stages plus what plugins hold for it (early-data
-	// queue, output memory buffers). Beyond it inputs drop, count and log.
+	// queued between stages plus the early-data queue may take a quarter
+	// of it (beyond, inputs drop, count and log) and the Go heap five
+	// eighths (see core/engine).
 	MaxBuffer core.Size `toml:"max_buffer"`
 }
 

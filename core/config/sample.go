@@ -35,10 +35,12 @@ const agentSample = `## Flowline configuration.
   ## Number of packets or records in a full batch.
   batch_size = 1024
 
-  ## Memory budget of the pipeline: batches queued between stages, the
-  ## templates' early-data queue and outputs' memory buffers. Beyond it the
+  ## Memory budget of the pipeline. Batches queued between stages and the
+  ## templates' early-data queue may take a quarter of it: beyond, the
   ## inputs drop datagrams, count them and say so in the log (at most every
-  ## 10 s, with the totals in the shutdown line).
+  ## 10 s, with the totals in the shutdown line). The Go heap is held under
+  ## five eighths of it. Outputs' memory buffers have bounds of their own
+  ## and spill to disk.
   max_buffer = "256MiB"
 
   ## Serve Go's profiler under /debug/pprof/ on metrics_address.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/config"
+	"github.com/flowline/flowline/core/registry"
 )
 
 // LossInterval is how often, at most, the engine logs that it dropped data.
@@ -29,10 +30,18 @@ const DropsPath = "/api/engine/drops"
 // budget is agent.max_buffer: the bytes of queued batches (core.QueuedBytes)
 // plus what plugins hold for the pipeline (core.MemoryHolder). Inputs drop
 // beyond it.
+//
+// Outputs' memory buffers (mysql, influxdb, amqp) are reported but do not
+// make inputs drop: each is bounded by its own setting (buffer_rows,
+// buffer_points) and spills to its disk spool beyond it, so that an outage
+// of the server loses nothing while the disk has room; counting them would
+// drop at the input what the spool would have kept.
 type budget struct {
 	max     int64
-	holders []core.MemoryHolder
-	held    atomic.Int64 // the holders' sum at the last poll
+	holders []core.MemoryHolder // inputs and processors (early-data queue)
+	outputs []core.MemoryHolder // outputs' memory buffers
+	held    atomic.Int64        // the holders' sum at the last poll
+	outHeld atomic.Int64        // the outputs' sum at the last poll
 }
 
 // over reports whether the pipeline's queued and held data pass a quarter
@@ -63,11 +72,15 @@ func (b *budget) limitHeap() int64 {
 
 // poll refreshes the holders' sum.
 func (b *budget) poll() {
-	var n int64
+	var n, o int64
 	for _, h := range b.holders {
 		n += h.HeldBytes()
 	}
+	for _, h := range b.outputs {
+		o += h.HeldBytes()
+	}
 	b.held.Store(n)
+	b.outHeld.Store(o)
 }
 
 // lossCounter counts the items one stage dropped for one reason.
@@ -234,6 +247,7 @@ type Drops struct {
 	BudgetBytes    int64       `json:"budget_bytes"`
 	QueuedBytes    int64       `json:"queued_bytes"`
 	HeldBytes      int64       `json:"held_bytes"`
+	OutputBytes    int64       `json:"output_buffer_bytes"`
 	DroppedPackets uint64      `json:"dropped_packets"`
 	DroppedFlows   uint64      `json:"dropped_flows"`
 	Entries        []LossEntry `json:"entries"`
@@ -248,7 +262,7 @@ func (l *lossLog) serve(mux core.HTTPMux, b *budget) {
 			return
 		}
 		es := l.snapshot()
-		d := Drops{BudgetBytes: b.max, QueuedBytes: core.QueuedBytes(), HeldBytes: b.held.Load(), Entries: es}
+		d := Drops{BudgetBytes: b.max, QueuedBytes: core.QueuedBytes(), HeldBytes: b.held.Load(), OutputBytes: b.outHeld.Load(), Entries: es}
 		if d.Entries == nil {
 			d.Entries = []LossEntry{}
 		}
@@ -290,7 +304,11 @@ func (e *Engine) watchLoss() {
 	}
 	for _, pc := range pcs {
 		if h, ok := pc.Plugin.(core.MemoryHolder); ok {
-			e.budget.holders = append(e.budget.holders, h)
+			if pc.Kind == registry.Outputs {
+				e.budget.outputs = append(e.budget.outputs, h)
+			} else {
+				e.budget.holders = append(e.budget.holders, h)
+			}
 		}
 		if d, ok := pc.Plugin.(core.DropReporter); ok {
 			e.loss.addReporter(string(pc.Kind)+"."+pc.DisplayName(), d)
