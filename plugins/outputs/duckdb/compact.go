@@ -112,8 +112,10 @@ func (s *Store) Compact(ctx context.Context, now time.Time, p lifecycle.Policy) 
 	if err := s.compress(ctx, now, p, &rep); err != nil {
 		return rep, fmt.Errorf("compress: %w", err)
 	}
-	if err := s.mergeSegments(ctx, now, p, &rep); err != nil {
-		return rep, fmt.Errorf("merge raw flow log segments: %w", err)
+	if !s.opt.KeepSegments {
+		if err := s.mergeSegments(ctx, now, p, &rep); err != nil {
+			return rep, fmt.Errorf("merge raw flow log segments: %w", err)
+		}
 	}
 	for _, r := range p.Rollups {
 		if err := s.rollup(ctx, now, r, p.CompressLevel, &rep); err != nil {

@@ -54,6 +54,7 @@ func New() *DuckDB {
 		RawLog: RawLogConfig{
 			SegmentRows: DefaultSegmentRows,
 			FlushEvery:  core.Duration(10 * time.Second),
+			Merge:       true,
 		},
 	}
 }
@@ -67,6 +68,10 @@ type RawLogConfig struct {
 	// FlushEvery is the longest a flow waits in memory (what a kill -9
 	// loses at most).
 	FlushEvery core.Duration `toml:"flush_every"`
+	// Merge has the life cycle merge a partition's segments into one
+	// sorted zstd file after compress_after (about 8 bytes a flow instead
+	// of 22, for 1-3 µs of DuckDB CPU a flow); false keeps the segments.
+	Merge bool `toml:"merge"`
 }
 
 // Interface guards.
@@ -192,6 +197,7 @@ func (d *DuckDB) StoreOptions(dataDir string, readOnly bool) Options {
 	if d.policy != nil {
 		o.Rollups = d.policy.Rollups
 	}
+	o.KeepSegments = !d.RawLog.Merge
 	return o
 }
 

@@ -361,3 +361,38 @@ func TestRawLogOrigins(t *testing.T) {
 		t.Fatalf("stored %+v, want %+v", got, want)
 	}
 }
+
+// TestRawLogKeepSegments: with merge = false a pass leaves the segments
+// (and the totals) as they are.
+func TestRawLogKeepSegments(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(context.Background(), Options{Path: filepath.Join(dir, "f.duckdb"), Archive: filepath.Join(dir, "archive"), KeepSegments: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	l, err := s.OpenRawLog(ctx, RawLogOptions{SegmentRows: 2000, FlushEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 28, 10, 20, 0, 0, time.UTC)
+	bs := rawBatches(t, 10000, 100, 100, start, 1000)
+	want := batchTotals(bs)
+	for _, b := range bs {
+		l.Write(b)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := len(s.filesOf(RawTier))
+	if _, err := s.Compact(ctx, start.Add(3*time.Hour), policy(time.Hour, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if after := len(s.filesOf(RawTier)); after != before || before < 5 {
+		t.Fatalf("%d segment files before the pass, %d after; want them kept", before, after)
+	}
+	if got := sums(t, s, "flows_all"); got != want {
+		t.Fatalf("stored %+v, want %+v", got, want)
+	}
+}

@@ -50,6 +50,9 @@ type Options struct {
 	ReadOnly bool
 	// Rollups are the tiers views are built for.
 	Rollups []lifecycle.Rollup
+	// KeepSegments turns off the merge of the raw flow log's segments in
+	// the life cycle's compress step.
+	KeepSegments bool
 	// Threads bounds DuckDB's worker threads (0: DuckDB's default).
 	Threads int
 	// MemoryLimit bounds DuckDB's memory in bytes (0: DuckDB's default, 80%
