@@ -67,13 +67,18 @@ usage() {
 
 jsonfield() { grep -o "\"$1\":[0-9.e+]*" "$2" | head -1 | cut -d: -f2; }
 
-# sum_json FILE: "flows packets bytes" over pmacct JSON lines (flows: the
-# flows key, else one a line when unaggregated, else -1: unknown).
+# sum_json FILE AGGREGATED: "flows packets bytes" over pmacct JSON lines
+# (flows: the flows key, else one a line when unaggregated, else -1:
+# unknown). Plain string search: regular expressions take minutes on the
+# gigabytes an unaggregated run prints.
 sum_json() {
-  awk -v agg="$2" '{ n++; if (match($0, /"flows": [0-9]+/)) f += substr($0, RSTART+9, RLENGTH-9); else if (agg) f = -1; else f++;
-         if (match($0, /"packets": [0-9]+/)) p += substr($0, RSTART+11, RLENGTH-11);
-         if (match($0, /"bytes": [0-9]+/)) b += substr($0, RSTART+9, RLENGTH-9) }
-       END { printf "%d %d %d\n", f, p, b }' "$1"
+  awk -v agg="$2" '{
+      n++
+      i = index($0, "\"packets\": "); if (i) p += substr($0, i + 11) + 0
+      i = index($0, "\"bytes\": "); if (i) b += substr($0, i + 9) + 0
+      i = index($0, "\"flows\": "); if (i) { f += substr($0, i + 9) + 0; nf++ }
+    }
+    END { if (nf == 0) f = agg ? -1 : n; printf "%d %d %d\n", f, p, b }' "$1"
 }
 
 config_for() { # preset -> config text
