@@ -221,7 +221,7 @@ type Table struct {
 	history    int64
 	byFlowTime bool
 
-	index map[key]int32
+	index keyIndex
 	keys  []key
 	vals  []counters
 
@@ -239,8 +239,8 @@ func NewTable(mask core.Field, history time.Duration, byFlowTime bool) *Table {
 		mask:       mask,
 		history:    int64(history),
 		byFlowTime: byFlowTime,
-		index:      make(map[key]int32, 1<<14),
 	}
+	t.index.init(1 << 15)
 	has := func(f core.Field) bool { return mask&f != 0 }
 	t.src, t.dst = has(core.FieldSrcAddr), has(core.FieldDstAddr)
 	t.srcNet, t.dstNet = has(core.FieldSrcNet), has(core.FieldDstNet)
@@ -351,12 +351,13 @@ func (t *Table) Add(r *core.Record) {
 	if flows == 0 {
 		flows = 1
 	}
-	i, ok := t.index[k]
-	if !ok {
+	h := k.hash()
+	i, slot := t.index.find(&k, h, t.keys)
+	if i < 0 {
 		i = int32(len(t.keys))
-		t.index[k] = i
 		t.keys = append(t.keys, k)
 		t.vals = append(t.vals, counters{})
+		t.index.insert(slot, h, i, t.keys)
 	}
 	v := &t.vals[i]
 	v.packets += r.Packets
@@ -400,7 +401,7 @@ func (t *Table) Drain(now int64, size int, emit core.Emit) {
 	if b != nil {
 		emit(b)
 	}
-	clear(t.index)
+	t.index.reset()
 	t.keys = t.keys[:0]
 	t.vals = t.vals[:0]
 }

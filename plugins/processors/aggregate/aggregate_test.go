@@ -207,3 +207,59 @@ func mustMask(tb testing.TB, names ...string) core.Field {
 	}
 	return m
 }
+
+// BenchmarkAggregateManyKeys adds flows drawn from 300,000 distinct
+// 5-tuples (a table far larger than the CPU caches, as with 10,000 hosts
+// and a 1m bin), reporting flows per second on one core.
+func BenchmarkAggregateManyKeys(b *testing.B) {
+	t := NewTable(mustMask(b, "src_host", "dst_host", "src_port", "dst_port", "tcpflags", "proto"), 10*time.Minute, false)
+	rng := rand.New(rand.NewPCG(3, 4))
+	now := time.Now().UnixNano()
+	pool := make([]core.Record, 300_000)
+	for i := range pool {
+		pool[i] = core.Record{
+			SrcAddr: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8 % 40), byte(i)}),
+			DstAddr: netip.AddrFrom4([4]byte{172, 16, byte(rng.IntN(4)), byte(rng.IntN(250))}),
+			SrcPort: uint16(32768 + i/10000), DstPort: []uint16{443, 80, 53, 22}[rng.IntN(4)],
+			Proto: 6, TCPFlags: 0x18, Packets: 10, Bytes: 1000, Received: now,
+		}
+	}
+	recs := make([]core.Record, 1<<20)
+	for i := range recs {
+		recs[i] = pool[rng.IntN(len(pool))]
+	}
+	for i := range recs { // the table holds every key: the steady state of a bin
+		t.Add(&recs[i])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t.Add(&recs[i&(len(recs)-1)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+	b.ReportMetric(float64(len(t.keys)), "keys")
+}
+
+// TestIndexGrowsExact adds 200,000 distinct keys twice (the index grows
+// from its initial size several times) and checks each key has one row
+// with both flows.
+func TestIndexGrowsExact(t *testing.T) {
+	tb := NewTable(mustMask(t, "src_host", "dst_host", "src_port", "dst_port", "proto"), time.Minute, false)
+	now := time.Now().UnixNano()
+	const n = 200_000
+	for round := 0; round < 2; round++ {
+		for i := 0; i < n; i++ {
+			r := core.Record{SrcAddr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), DstAddr: netip.MustParseAddr("2001:db8::1"),
+				SrcPort: uint16(i), DstPort: 443, Proto: 6, Packets: 1, Bytes: 100, Received: now}
+			tb.Add(&r)
+		}
+	}
+	if len(tb.keys) != n {
+		t.Fatalf("%d rows for %d keys", len(tb.keys), n)
+	}
+	for i, v := range tb.vals {
+		if v.flows != 2 || v.packets != 2 {
+			t.Fatalf("row %d: %+v, want 2 flows", i, v)
+		}
+	}
+}
