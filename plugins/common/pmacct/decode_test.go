@@ -127,3 +127,26 @@ func BenchmarkEncode(b *testing.B) {
 		line = enc.AppendJSON(line[:0], &r)
 	}
 }
+
+// BenchmarkEncodeFlows writes unaggregated flows as JSON lines: start, end
+// and arrival stamps spread over two minutes, as exporters send them.
+func BenchmarkEncodeFlows(b *testing.B) {
+	base := sampleRecord()
+	base.Present &^= core.FieldStamps
+	base.Present |= core.FieldStart | core.FieldEnd
+	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC).UnixNano()
+	recs := make([]core.Record, 4096)
+	for i := range recs {
+		r := base
+		r.Start = t0 + int64(i*7919%120)*1e9 + int64(i)*1e3
+		r.End = r.Start + int64(i%30)*1e9
+		r.Received = t0 + 125e9
+		recs[i] = r
+	}
+	enc := Encoder{Loc: time.UTC}
+	var line []byte
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		line = enc.AppendJSON(line[:0], &recs[i&(len(recs)-1)])
+	}
+}
