@@ -401,20 +401,25 @@ func (e *pageEncoder) encode(c *pqColumn) {
 }
 
 // dictTable maps values to dictionary indexes: open addressing, cleared by
-// a generation counter.
+// a generation counter, one 16-byte entry per slot (a probe reads one cache
+// line).
 type dictTable struct {
-	keys []uint64
-	idx  []uint32
-	gen  []uint32
-	cur  uint32
+	slots []dictSlot
+	cur   uint32
+}
+
+type dictSlot struct {
+	key uint64
+	idx uint32
+	gen uint32
 }
 
 // build returns the distinct values of vals in order of appearance and each
 // value's index, or false when there are more than limit.
 func (t *dictTable) build(vals []uint64, limit int, dict []uint64, ids []uint32) ([]uint64, []uint32, bool) {
 	size := 2 * limit
-	if len(t.keys) != size {
-		t.keys, t.idx, t.gen, t.cur = make([]uint64, size), make([]uint32, size), make([]uint32, size), 0
+	if len(t.slots) != size {
+		t.slots, t.cur = make([]dictSlot, size), 0
 	}
 	t.cur++
 	mask := uint64(size - 1)
@@ -422,17 +427,18 @@ func (t *dictTable) build(vals []uint64, limit int, dict []uint64, ids []uint32)
 	for _, v := range vals {
 		h := (v * 0x9E3779B97F4A7C15) >> shift
 		for {
-			if t.gen[h] != t.cur {
+			sl := &t.slots[h]
+			if sl.gen != t.cur {
 				if len(dict) == limit {
 					return dict, ids, false
 				}
-				t.gen[h], t.keys[h], t.idx[h] = t.cur, v, uint32(len(dict))
+				*sl = dictSlot{key: v, idx: uint32(len(dict)), gen: t.cur}
 				ids = append(ids, uint32(len(dict)))
 				dict = append(dict, v)
 				break
 			}
-			if t.keys[h] == v {
-				ids = append(ids, t.idx[h])
+			if sl.key == v {
+				ids = append(ids, sl.idx)
 				break
 			}
 			h = (h + 1) & mask
@@ -457,11 +463,15 @@ func hybridBitPacked(dst []byte, ids []uint32, w int) []byte {
 			}
 			acc |= v << nb
 			nb += w
-			for nb >= 8 {
-				dst = append(dst, byte(acc))
-				acc >>= 8
-				nb -= 8
+			if nb >= 32 {
+				dst = binary.LittleEndian.AppendUint32(dst, uint32(acc))
+				acc >>= 32
+				nb -= 32
 			}
+		}
+		for ; nb > 0; nb -= 8 {
+			dst = append(dst, byte(acc))
+			acc >>= 8
 		}
 		ids = ids[n:]
 	}
@@ -503,6 +513,12 @@ func deltaBinaryPacked(dst []byte, vals []uint64, is32 bool) []byte {
 		first = int64(int32(uint32(vals[0])))
 	}
 	dst = binary.AppendVarint(dst, first)
+	if constant(vals) { // every delta 0: blocks of zero width, nothing packed
+		for i := 1; i < len(vals); i += deltaBlock {
+			dst = append(dst, 0, 0, 0, 0, 0) // min delta 0, four widths 0
+		}
+		return dst
+	}
 	var deltas [deltaBlock]int64
 	var maxes [deltaBlock / deltaMiniBlock]int64
 	prev := vals[0]
@@ -546,6 +562,17 @@ func deltaBinaryPacked(dst []byte, vals []uint64, is32 bool) []byte {
 		}
 	}
 	return dst
+}
+
+// constant reports whether every value equals the first (the upper
+// halves of IPv4 addresses, one exporter, flows = 1).
+func constant(vals []uint64) bool {
+	for _, v := range vals {
+		if v != vals[0] {
+			return false
+		}
+	}
+	return true
 }
 
 // packMiniBlock bit-packs 32 values (d - minD, padded with zeros) of width
