@@ -19,6 +19,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 /usr/bin/python3 -c 'import pika' >/dev/null 2>&1 || need+=(python3-pika)
 [ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
 command -v curl >/dev/null 2>&1 || need+=(curl) # scripts/influxdb.sh and victoriametrics.sh

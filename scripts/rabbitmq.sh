@@ -20,6 +20,8 @@
 #   FLOWLINE_TEST_AMQP_PORT / _USER / _PASSWORD / _SCRIPT / _DIR
 #   FLOWLINE_TEST_AMQP_PMACCT_HOST=127.0.0.71 (port 5672, for nfacctd, whose
 #   amqp plugin cannot be given a port; empty when that address was taken)
+#   FLOWLINE_TEST_AMQPS_URL / _AMQP_CA: a TLS listener and the CA that signed
+#   its certificate (made with openssl under tls/; empty without openssl)
 #
 # A restart (stop then start) keeps the data directory and the ports, so the
 # outage test can stop the broker and bring the same one back with its
@@ -82,8 +84,28 @@ ports() {
     echo "DIST_PORT=$(free_port)" >>"$PORTFILE"
     echo "EPMD_PORT=$(free_port)" >>"$PORTFILE"
   fi
+  grep -q '^TLS_PORT=' "$PORTFILE" || echo "TLS_PORT=$(free_port)" >>"$PORTFILE"
   # shellcheck disable=SC1090
   . "$PORTFILE"
+}
+
+# tls_files makes a CA and a server certificate for localhost/127.0.0.1
+# (once, with openssl) for the TLS listener; without openssl there is none.
+tls_files() {
+  command -v openssl >/dev/null 2>&1 || return 1
+  local d="$DIR/tls"
+  [ -s "$d/server.pem" ] && return 0
+  mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=flowline test CA" \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile san.ext -out server.pem
+    chmod 644 server.key
+  ) >"$DIR/log/tls.log" 2>&1 || { log "could not make TLS files (see $DIR/log/tls.log)"; return 1; }
 }
 
 # node_env exports what rabbitmq-server and rabbitmqctl need to find this
@@ -136,9 +158,23 @@ start() {
     PMACCT_HOST=$PMACCT_ADDR
   fi
   echo "$PMACCT_HOST" >"$DIR/pmacct_host"
+  # A TLS listener for the tests of tls_ca and amqps:// URLs.
+  local tls_listener=""
+  if tls_files; then
+    tls_listener="listeners.ssl.1 = 127.0.0.1:$TLS_PORT
+ssl_options.cacertfile = $DIR/tls/ca.pem
+ssl_options.certfile = $DIR/tls/server.pem
+ssl_options.keyfile = $DIR/tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false"
+    echo "$TLS_PORT" >"$DIR/tls_port"
+  else
+    rm -f "$DIR/tls_port"
+  fi
   cat >"$DIR/rabbitmq.conf" <<EOF
 listeners.tcp.1 = 127.0.0.1:$AMQP_PORT
 $pmacct_listener
+$tls_listener
 default_user = $USER_NAME
 default_pass = $USER_PASS
 default_vhost = /
@@ -186,6 +222,8 @@ FLOWLINE_TEST_AMQP_PASSWORD=$USER_PASS
 FLOWLINE_TEST_AMQP_SCRIPT=$SELF
 FLOWLINE_TEST_AMQP_DIR=$DIR
 FLOWLINE_TEST_AMQP_PMACCT_HOST=$(cat "$DIR/pmacct_host" 2>/dev/null)
+FLOWLINE_TEST_AMQPS_URL=$([ -s "$DIR/tls_port" ] && echo "amqps://$USER_NAME:$USER_PASS@localhost:$(cat "$DIR/tls_port")/")
+FLOWLINE_TEST_AMQP_CA=$([ -s "$DIR/tls_port" ] && echo "$DIR/tls/ca.pem")
 EOF
 }
 

@@ -24,6 +24,9 @@ type Broker struct {
 	// PmacctHost is a loopback address where the broker also listens on
 	// port 5672, the only port nfacctd's amqp plugin uses ("" if none).
 	PmacctHost string
+	// TLSURL is an amqps:// URL of the broker's TLS listener and CA the
+	// file of the CA that signed its certificate ("" if none).
+	TLSURL, CA string
 }
 
 // Find returns the broker scripts/rabbitmq.sh runs. Without one the test is
@@ -41,7 +44,8 @@ func Find(tb testing.TB) Broker {
 	if v := os.Getenv("FLOWLINE_TEST_AMQP_URL"); v != "" {
 		env["FLOWLINE_TEST_AMQP_URL"] = v
 	}
-	b := Broker{URL: env["FLOWLINE_TEST_AMQP_URL"], Script: env["FLOWLINE_TEST_AMQP_SCRIPT"], PmacctHost: env["FLOWLINE_TEST_AMQP_PMACCT_HOST"]}
+	b := Broker{URL: env["FLOWLINE_TEST_AMQP_URL"], Script: env["FLOWLINE_TEST_AMQP_SCRIPT"], PmacctHost: env["FLOWLINE_TEST_AMQP_PMACCT_HOST"],
+		TLSURL: env["FLOWLINE_TEST_AMQPS_URL"], CA: env["FLOWLINE_TEST_AMQP_CA"]}
 	if b.Script == "" {
 		_, file, _, _ := runtime.Caller(0)
 		b.Script = filepath.Join(filepath.Dir(file), "..", "..", "scripts", "rabbitmq.sh")

@@ -453,11 +453,13 @@ func (o *AMQP) Close(ctx context.Context) error {
 		return nil
 	}
 	if o.started {
-		// Let the drainer deliver while the deadline allows.
-		for !o.spool.Empty() && ctx.Err() == nil {
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 3*time.Second {
-				break
-			}
+		// Let the drainer deliver while the deadline allows (5 s without
+		// one), keeping 3 s of it to stop and spill.
+		dl, ok := ctx.Deadline()
+		if !ok {
+			dl = time.Now().Add(8 * time.Second)
+		}
+		for !o.spool.Empty() && ctx.Err() == nil && time.Until(dl) > 3*time.Second {
 			time.Sleep(50 * time.Millisecond)
 		}
 		close(o.stop)

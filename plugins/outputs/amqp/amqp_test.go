@@ -3,7 +3,16 @@ package amqp
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -339,4 +348,69 @@ func TestExistingExchangeUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	drain(t, ch, q, 1)
+}
+
+// TLS: an amqps:// URL verified against tls_ca publishes; a CA that did not
+// sign the broker's certificate does not connect (the batch is spooled).
+func TestTLS(t *testing.T) {
+	br := testamqp.Find(t)
+	if br.TLSURL == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the test broker has no TLS listener (openssl missing?)")
+		}
+		t.Skip("the test broker has no TLS listener")
+	}
+	ex, q, ch := queue(t, br, "acct", false)
+	mk := func(ca string) *AMQP {
+		o := &AMQP{Exchange: ex, ExchangeType: "topic", RoutingKey: "acct", Format: "flowline", MaxRecords: 10000,
+			ConfirmTimeout: core.Duration(5 * time.Second), BufferMessages: 100}
+		o.URL = amqpconn.URLs{br.TLSURL}
+		o.TLSCA = ca
+		o.ConnectTimeout = core.Duration(3 * time.Second)
+		if err := o.Init(core.NewEnv("tls", t.TempDir())); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { o.Close(ctx) })
+		return o
+	}
+	good := mk(br.CA)
+	if err := good.Write(ctx, records(3)); err != nil {
+		t.Fatal(err)
+	}
+	if !good.spool.Empty() {
+		t.Fatal("spooled over a good TLS connection")
+	}
+	drain(t, ch, q, 1)
+	// A CA of its own that signed nothing of the broker's.
+	dir := t.TempDir()
+	other := filepath.Join(dir, "other.pem")
+	if err := os.WriteFile(other, selfSignedCA(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := mk(other)
+	if err := bad.Write(ctx, records(3)); err != nil {
+		t.Fatal(err)
+	}
+	if bad.spool.Empty() {
+		t.Fatal("published although the broker's certificate is not signed by tls_ca")
+	}
+}
+
+// selfSignedCA returns a PEM certificate of a fresh CA.
+func selfSignedCA(t *testing.T) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
