@@ -591,6 +591,7 @@ func (o *AMQP) publish(ctx context.Context, msgs [][]byte) ([][]byte, error) {
 		// Wait for the confirms of what went out, in order.
 		timer := time.NewTimer(time.Duration(o.ConfirmTimeout))
 		var again [][]byte
+		nacked := map[int]bool{}
 		broken := -1
 		for i, dc := range dcs {
 			if dc == nil {
@@ -600,6 +601,7 @@ func (o *AMQP) publish(ctx context.Context, msgs [][]byte) ([][]byte, error) {
 			case <-dc.Done():
 				if !dc.Acked() {
 					again = append(again, pending[i])
+					nacked[i] = true
 				}
 			case <-timer.C:
 				broken = i
@@ -614,9 +616,32 @@ func (o *AMQP) publish(ctx context.Context, msgs [][]byte) ([][]byte, error) {
 		if broken < 0 && pubErr != nil {
 			broken = len(dcs)
 		}
+		// A returned message comes before its ack: the returns of the
+		// messages confirmed so far are all in the channel.
+		limit := len(dcs)
+		if broken >= 0 {
+			limit = broken
+		}
+	returned:
+		for {
+			select {
+			case r, ok := <-o.returns:
+				if !ok {
+					break returned
+				}
+				if i, ok := ids[r.MessageId]; ok && i < limit && !nacked[i] {
+					again = append(again, pending[i])
+					o.bad.Log(slog.LevelWarn, "broker returned messages: no queue is bound to the exchange for the routing key; publishing again",
+						"exchange", o.Exchange, "routing_key", r.RoutingKey, "reply", r.ReplyText)
+				}
+			default:
+				break returned
+			}
+		}
 		if broken >= 0 {
 			// Unknown fate from broken on: keep those, with their numbers,
-			// in order, for the next connection; the nacked ones after them.
+			// in order, for the next connection; the nacked and returned
+			// ones after them, to be numbered anew.
 			o.closeConn()
 			for _, r := range again {
 				setSeq(r, 0)
@@ -631,23 +656,6 @@ func (o *AMQP) publish(ctx context.Context, msgs [][]byte) ([][]byte, error) {
 				err = fmt.Errorf("no confirm within %s", time.Duration(o.ConfirmTimeout))
 			}
 			return rest, err
-		}
-		// A returned message comes before its ack: all are in the channel.
-	returned:
-		for {
-			select {
-			case r, ok := <-o.returns:
-				if !ok {
-					break returned
-				}
-				if i, ok := ids[r.MessageId]; ok {
-					again = append(again, pending[i])
-					o.bad.Log(slog.LevelWarn, "broker returned messages: no queue is bound to the exchange for the routing key; publishing again",
-						"exchange", o.Exchange, "routing_key", r.RoutingKey, "reply", r.ReplyText)
-				}
-			default:
-				break returned
-			}
 		}
 		o.m.published.Add(float64(len(dcs) - len(again)))
 		for _, r := range again {
