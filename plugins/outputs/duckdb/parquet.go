@@ -197,6 +197,26 @@ func writeParquetFile(path string, cols []pqColumn, rows int) error {
 	return nil
 }
 
+// writeFileSync writes data to path and syncs it.
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
 // encodeParquet writes the file: magic, per column an optional dictionary
 // page and one data page, footer.
 func encodeParquet(w io.Writer, cols []pqColumn, rows int) error {

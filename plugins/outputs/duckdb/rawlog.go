@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -231,7 +232,8 @@ type RawLog struct {
 	// held is the memory of the buffers filled, sealed or being written
 	// (the engine's memory budget counts it).
 	held  atomic.Int64
-	wconn *sql.Conn // the writer's connection (COPY)
+	wconn *sql.Conn    // the writer's connection (reading totals back)
+	enc   bytes.Buffer // the writer's encoded segment
 	stop  chan struct{}
 	done  chan struct{}
 
@@ -298,10 +300,12 @@ func (s *Store) OpenRawLog(ctx context.Context, opt RawLogOptions) (*RawLog, err
 
 // DefaultSegmentRows is the default segment size: large enough for the
 // encodings to pay (dictionaries, 128-value delta blocks), small enough that
-// the buffers (85 bytes a flow: one filling, one queued, one being written,
-// 22 MiB each) stay within the quarter of the engine's default memory
-// budget that queued and held data may take.
-const DefaultSegmentRows = 1 << 18
+// the buffers (85 bytes a flow, 11 MiB each: one filling, one queued, one
+// being encoded) stay well within the quarter of the engine's default
+// memory budget that queued and held data may take (with 256k rows the
+// held buffers alone reached it at 1M flows/s and the input dropped two
+// thirds of the flows).
+const DefaultSegmentRows = 1 << 17
 
 // Write copies the flow records of b into the buffers of their partitions.
 // It returns once they are buffered (not yet durable; see the crash-safety
@@ -531,11 +535,30 @@ func (l *RawLog) run() {
 // the buffer's flows are lost: counted and logged, and the held batches
 // fail.
 func (l *RawLog) writeSegment(ctx context.Context, b *rawBuffer) {
-	f, err := l.s.writeSegment(ctx, l.wconn, b, l.part)
+	// Encode first and give the buffer back: the file's bytes (a quarter
+	// of the buffer's) are all that is held while it is written, synced
+	// and read back.
+	b.finish()
+	l.enc.Reset()
+	err := encodeParquet(&l.enc, b.cols, b.rows)
+	m := segmentMeta{part: b.part, rows: b.rows, packets: b.packets, bytes: b.bytes}
+	held := append([]*core.Batch{}, b.held...)
+	var origins map[string]uint64
+	if len(b.origins) > 0 {
+		origins = maps.Clone(b.origins)
+	}
+	l.mu.Lock()
+	l.recycle(b)
+	l.mu.Unlock()
+	l.held.Store(int64(l.enc.Len()))
+	var f newFile
+	if err == nil {
+		f, err = l.s.writeSegment(ctx, l.wconn, l.enc.Bytes(), m, l.part)
+	}
 	if err != nil {
-		l.log.Error("raw flow log: segment lost", "flows", b.rows, "packets", b.packets, "bytes", b.bytes, "err", err)
-		l.onLost(b.rows)
-		for _, h := range b.held {
+		l.log.Error("raw flow log: segment lost", "flows", m.rows, "packets", m.packets, "bytes", m.bytes, "err", err)
+		l.onLost(m.rows)
+		for _, h := range held {
 			h.Fail()
 			h.Release()
 		}
@@ -544,23 +567,22 @@ func (l *RawLog) writeSegment(ctx context.Context, b *rawBuffer) {
 			l.err = err
 		}
 		// The failed batches come again: accept them.
-		for w := range b.origins {
+		for w := range origins {
 			delete(l.buffered, w)
 		}
-		l.recycle(b)
 		l.mu.Unlock()
 		return
 	}
-	var origins map[string]uint64
-	if len(b.origins) > 0 {
-		origins = maps.Clone(b.origins)
-	}
 	l.ulMu.Lock()
-	l.unlisted = append(l.unlisted, rawSegment{f: f, held: append([]*core.Batch{}, b.held...), origins: origins})
+	l.unlisted = append(l.unlisted, rawSegment{f: f, held: held, origins: origins})
 	l.ulMu.Unlock()
-	l.mu.Lock()
-	l.recycle(b)
-	l.mu.Unlock()
+}
+
+// segmentMeta is what a segment must hold: its partition and totals.
+type segmentMeta struct {
+	part           int64
+	rows           int
+	packets, bytes uint64
 }
 
 // commit lists the written segments in one transaction. Called with
@@ -622,7 +644,7 @@ func (l *RawLog) commit(ctx context.Context) error {
 // totals back with DuckDB (they must equal the buffer's), and renames it
 // into place. The file stays reserved (reconcile leaves it alone) until the
 // caller lists it.
-func (s *Store) writeSegment(ctx context.Context, c *sql.Conn, b *rawBuffer, part int64) (newFile, error) {
+func (s *Store) writeSegment(ctx context.Context, c *sql.Conn, data []byte, b segmentMeta, part int64) (newFile, error) {
 	f := s.newFileEntry(RawTier, rawLogVersion, rawMask, b.part, b.part+part)
 	s.reserve(f.path)
 	fail := func(err error) (newFile, error) {
@@ -635,8 +657,7 @@ func (s *Store) writeSegment(ctx context.Context, c *sql.Conn, b *rawBuffer, par
 	}
 	tmp := f.abs + ".tmp"
 	defer os.Remove(tmp)
-	b.finish()
-	if err := writeParquetFile(tmp, b.cols, b.rows); err != nil {
+	if err := writeFileSync(tmp, data); err != nil {
 		return fail(err)
 	}
 	if err := c.QueryRowContext(ctx, fmt.Sprintf(
