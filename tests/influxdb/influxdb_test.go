@@ -86,7 +86,9 @@ func run(t *testing.T, dir, config string, s influxtest.Server) *testbin.Process
 func TestEndToEndExactTotals(t *testing.T) {
 	s := influxtest.InfluxDB(t)
 	vm := influxtest.VictoriaMetrics(t)
-	const db = "flowline_e2e"
+	// A database of this run's own: a DROP and CREATE of a name an earlier
+	// run wrote to has been seen to leave that run's points behind.
+	db := fmt.Sprintf("flowline_e2e_%d", time.Now().UnixNano())
 	s.CreateDB(t, db)
 	vmMeasurement := fmt.Sprintf("flows_e2e_%d", time.Now().UnixNano())
 	dir := t.TempDir()
@@ -184,7 +186,7 @@ func num(v any) uint64 {
 // are exact afterwards.
 func TestOutageLosesNothing(t *testing.T) {
 	s, influxd := influxtest.OwnInfluxDB(t)
-	const db = "flowline_outage"
+	db := fmt.Sprintf("flowline_outage_%d", time.Now().UnixNano())
 	s.CreateDB(t, db)
 	dir := t.TempDir()
 	port := testbin.FreeUDPPort(t)
