@@ -86,8 +86,8 @@ func run(t *testing.T, dir, config string, s influxtest.Server) *testbin.Process
 func TestEndToEndExactTotals(t *testing.T) {
 	s := influxtest.InfluxDB(t)
 	vm := influxtest.VictoriaMetrics(t)
-	// A database of this run's own: a DROP and CREATE of a name an earlier
-	// run wrote to has been seen to leave that run's points behind.
+	// A database of this run's own, so that nothing an earlier run wrote (or
+	// still writes) under the same name can count (suspected in two unexplained sums).
 	db := fmt.Sprintf("flowline_e2e_%d", time.Now().UnixNano())
 	s.CreateDB(t, db)
 	vmMeasurement := fmt.Sprintf("flows_e2e_%d", time.Now().UnixNano())
