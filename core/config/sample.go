@@ -39,7 +39,7 @@ const agentSample = `## Flowline configuration.
   ## templates' early-data queue may take a quarter of it: beyond, the
   ## inputs drop datagrams, count them and say so in the log (at most every
   ## 10 s, with the totals in the shutdown line). The Go heap is held under
-  ## five eighths of it. Outputs' memory buffers have bounds of their own
+  ## nine sixteenths of it. Outputs' memory buffers have bounds of their own
   ## and spill to disk.
   max_buffer = "256MiB"
 

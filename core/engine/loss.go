@@ -56,7 +56,7 @@ func (b *budget) over() bool {
 // queueLimit is the part of the budget queued and held data may take.
 func (b *budget) queueLimit() int64 { return b.max / 4 }
 
-// limitHeap sets the Go runtime's soft memory limit to five eighths of the
+// limitHeap sets the Go runtime's soft memory limit to nine sixteenths of the
 // budget (unless GOMEMLIMIT is set; the rest is for memory outside the Go
 // heap: freed pages not yet returned, stacks, DuckDB's own), so that under
 // overload the collector runs before the heap passes it instead of letting
@@ -65,7 +65,7 @@ func (b *budget) limitHeap() int64 {
 	if b.max <= 0 || os.Getenv("GOMEMLIMIT") != "" {
 		return debug.SetMemoryLimit(-1)
 	}
-	limit := b.max / 8 * 5
+	limit := b.max / 16 * 9
 	debug.SetMemoryLimit(limit)
 	return limit
 }

@@ -23,12 +23,13 @@ type templateFile struct {
 }
 
 // MarshalTemplates encodes templates in the versioned template file format
-// (JSON), for persistence and for sharing with peers.
+// (compact JSON: a template flood of 100,000 templates must not cost an
+// indented copy), for persistence and for sharing with peers.
 func MarshalTemplates(sets []TemplateSet) ([]byte, error) {
 	if sets == nil {
 		sets = []TemplateSet{}
 	}
-	data, err := json.MarshalIndent(templateFile{Format: templateFileFormat, Version: templateFileVersion, Templates: sets}, "", " ")
+	data, err := json.Marshal(templateFile{Format: templateFileFormat, Version: templateFileVersion, Templates: sets})
 	if err != nil {
 		return nil, fmt.Errorf("marshal templates: %w", err)
 	}
