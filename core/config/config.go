@@ -50,8 +50,8 @@ type Agent struct {
 	Pprof bool `toml:"pprof"`
 	// MaxBuffer is the memory budget of the pipeline: the bytes of batches
 	// queued between stages plus the early-data queue may take a quarter
-	// of it (beyond, inputs drop, count and log) and the Go heap five
-	// eighths (see core/engine).
+	// of it (beyond, inputs drop, count and log) and the Go heap nine
+	// sixteenths (see core/engine).
 	MaxBuffer core.Size `toml:"max_buffer"`
 }
 
