@@ -343,7 +343,9 @@ func (l *RawLog) Write(b *core.Batch) bool {
 		part := floorTo(in/1000, l.part)
 		if cur == nil || cur.part != part {
 			cur = l.buffer(part, now)
-			if acks && !holds(cur, b) {
+			// Held once per run of its records in a buffer (each
+			// Retain is matched by a Release at the listing).
+			if acks && (len(cur.held) == 0 || cur.held[len(cur.held)-1] != b) {
 				b.Retain(1)
 				cur.held = append(cur.held, b)
 			}
@@ -361,15 +363,6 @@ func (l *RawLog) Write(b *core.Batch) bool {
 		}
 	}
 	return true
-}
-
-func holds(buf *rawBuffer, b *core.Batch) bool {
-	for _, h := range buf.held {
-		if h == b {
-			return true
-		}
-	}
-	return false
 }
 
 // buffer returns the open buffer of a partition, opening one (and sealing
