@@ -300,11 +300,9 @@ func (s *Store) OpenRawLog(ctx context.Context, opt RawLogOptions) (*RawLog, err
 
 // DefaultSegmentRows is the default segment size: large enough for the
 // encodings to pay (dictionaries, 128-value delta blocks), small enough that
-// the buffers (85 bytes a flow, 11 MiB each: one filling, one queued, one
-// being encoded) stay well within the quarter of the engine's default
-// memory budget that queued and held data may take (with 256k rows the
-// held buffers alone reached it at 1M flows/s and the input dropped two
-// thirds of the flows).
+// a buffer (85 bytes a flow: 11 MiB) is written quickly: Write waits while a
+// sealed buffer waits for the writer, and with 256k rows the engine's queues
+// passed the memory budget at 1M flows/s (the input dropped two thirds).
 const DefaultSegmentRows = 1 << 17
 
 // Write copies the flow records of b into the buffers of their partitions.
