@@ -17,6 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/hashicorp/go-plugin"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/flowline/flowline/core"
@@ -80,6 +81,8 @@ type Client struct {
 	log   *slog.Logger
 	alias string
 
+	restarts prometheus.Counter // nil outside Launch
+
 	mu       sync.Mutex
 	stderr   tailWriter // the last lines the process wrote, for start errors
 	gp       *plugin.Client
@@ -120,6 +123,27 @@ func configTOML(m map[string]any) (string, error) {
 		return "", fmt.Errorf("cannot hand the config table to the plugin: %w", err)
 	}
 	return b.String(), nil
+}
+
+// Launch prepares the client of an external plugin table, registers its
+// restart counter (flowline_external_restarts_total) with env.Metrics and
+// starts the process within the spec's start_timeout.
+func Launch(spec Spec, kind string, env *core.Env) (*Client, error) {
+	c, err := NewClient(spec, kind, env, "info")
+	if err != nil {
+		return nil, err
+	}
+	c.restarts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "external", Name: "restarts_total",
+		Help: "Times the plugin process was started again after it died."})
+	if err := env.Metrics.Register(c.restarts); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(spec.StartTimeout))
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Start runs the process and initialises the plugin. Configuration errors
@@ -206,10 +230,14 @@ func firstLine(s string) string {
 	return s
 }
 
-// Restart kills the process (if it still runs) and starts it again.
+// Restart kills the process (if it still runs) and starts it again; it is
+// counted in the restart counter.
 func (c *Client) Restart(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.restarts != nil {
+		c.restarts.Inc()
+	}
 	c.log.Warn("restarting plugin process", "command", filepath.Base(c.spec.Command), "starts", c.starts+1)
 	return c.startLocked(ctx)
 }

@@ -20,8 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/pluginrpc"
 	"github.com/flowline/flowline/core/registry"
@@ -46,7 +44,6 @@ type External struct {
 	log      *slog.Logger
 	acks     chan *pb.AckRequest
 	stopOnce sync.Once
-	restarts prometheus.Counter
 }
 
 var (
@@ -61,20 +58,13 @@ func (e *External) WaitsForPipeline() bool { return true }
 
 // Init starts the plugin process and has it validate its configuration.
 func (e *External) Init(env *core.Env) error {
-	c, err := pluginrpc.NewClient(e.Spec, string(registry.Inputs), env, "info")
+	c, err := pluginrpc.Launch(e.Spec, string(registry.Inputs), env)
 	if err != nil {
 		return err
 	}
 	e.client, e.log = c, env.Logger
 	e.acks = make(chan *pb.AckRequest, 1024)
-	e.restarts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "external", Name: "restarts_total",
-		Help: "Times the plugin process was started again after it died."})
-	if err := env.Metrics.Register(e.restarts); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(e.StartTimeout))
-	defer cancel()
-	return c.Start(ctx)
+	return nil
 }
 
 // Start streams the plugin's batches into the pipeline until the plugin
@@ -102,7 +92,6 @@ func (e *External) Start(ctx context.Context, emit func(*core.Batch) bool) error
 			return nil
 		}
 		backoff = min(2*backoff, 5*time.Second)
-		e.restarts.Inc()
 		if err := e.client.Restart(ctx); err != nil {
 			e.log.Warn("plugin restart failed", "err", err)
 		}

@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/pluginrpc"
 	"github.com/flowline/flowline/core/registry"
@@ -48,7 +46,6 @@ type External struct {
 	id       uint64
 	attempts int
 	broken   bool // the last call found the process gone
-	restarts prometheus.Counter
 }
 
 var (
@@ -72,21 +69,11 @@ func (e *External) ConsumesPackets() bool { return e.Consumes == "packets" }
 
 // Init starts the plugin process and has it validate its configuration.
 func (e *External) Init(env *core.Env) error {
-	c, err := pluginrpc.NewClient(e.Spec, string(registry.Outputs), env, "info")
+	c, err := pluginrpc.Launch(e.Spec, string(registry.Outputs), env)
 	if err != nil {
 		return err
 	}
 	e.client = c
-	e.restarts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "external", Name: "restarts_total",
-		Help: "Times the plugin process was started again after it died."})
-	if err := env.Metrics.Register(e.restarts); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(e.StartTimeout))
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		return err
-	}
 	if got := c.InitResponse().ConsumesPackets; got != e.ConsumesPackets() {
 		c.Kill()
 		return core.Permanent(fmt.Errorf("consumes = %q, but the plugin %q says it consumes packets: %v", e.Consumes, c.Info().Name, got))
@@ -113,7 +100,6 @@ func (e *External) Connect(ctx context.Context) error {
 
 // restart starts a dead plugin again and connects it.
 func (e *External) restart(ctx context.Context) error {
-	e.restarts.Inc()
 	if err := e.client.Restart(ctx); err != nil {
 		return err
 	}

@@ -18,8 +18,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/core/pluginrpc"
 	"github.com/flowline/flowline/core/registry"
@@ -40,12 +38,11 @@ func init() {
 type External struct {
 	pluginrpc.Spec
 
-	client   *pluginrpc.Client
-	log      *slog.Logger
-	tick     time.Duration
-	buf      []byte
-	nextID   uint64
-	restarts prometheus.Counter
+	client *pluginrpc.Client
+	log    *slog.Logger
+	tick   time.Duration
+	buf    []byte
+	nextID uint64
 }
 
 var (
@@ -57,21 +54,11 @@ var (
 
 // Init starts the plugin process and has it validate its configuration.
 func (e *External) Init(env *core.Env) error {
-	c, err := pluginrpc.NewClient(e.Spec, string(registry.Processors), env, "info")
+	c, err := pluginrpc.Launch(e.Spec, string(registry.Processors), env)
 	if err != nil {
 		return err
 	}
 	e.client, e.log = c, env.Logger
-	e.restarts = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flowline", Subsystem: "external", Name: "restarts_total",
-		Help: "Times the plugin process was started again after it died."})
-	if err := env.Metrics.Register(e.restarts); err != nil {
-		return fmt.Errorf("register metrics: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(e.StartTimeout))
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		return err
-	}
 	e.tick = time.Duration(c.InitResponse().TickEveryNs)
 	e.nextID = uint64(time.Now().UnixNano())
 	return nil
@@ -89,7 +76,6 @@ func (e *External) call(ctx context.Context, what string, f func(pb.ProcessorCli
 	var err error
 	for attempt := 1; ; attempt++ {
 		if e.client.Exited() {
-			e.restarts.Inc()
 			err = e.client.Restart(ctx)
 		}
 		if err == nil {
