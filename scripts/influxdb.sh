@@ -40,6 +40,13 @@ SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 
 log() { echo "scripts/influxdb.sh: $*" >&2; }
 
+# shellcheck source=lib/server.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib/server.sh"
+
+running() { alive "$PIDFILE"; }
+
+stop() { stop_pidfile "$PIDFILE" influxd; }
+
 cache_dir() {
   if [ -n "${FLOWLINE_CACHE:-}" ]; then
     echo "$FLOWLINE_CACHE"
@@ -66,24 +73,6 @@ build() {
   fi
   mv "$tmp/influxd" "$BIN"
   rm -rf "$tmp"
-}
-
-running() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
-free_port() {
-  # A loopback TCP port nobody listens on (bounded tries).
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  log "no free port found"
-  return 1
 }
 
 http_port() { cut -d' ' -f1 "$PORTFILE"; }
@@ -158,28 +147,6 @@ FLOWLINE_TEST_INFLUXDB_TOKEN=$USER_NAME:$USER_PASS
 FLOWLINE_TEST_INFLUXDB_SCRIPT=$SELF
 FLOWLINE_TEST_INFLUXDB_DIR=$DIR
 EOF
-}
-
-stop() {
-  if ! running; then
-    log "not running"
-    return 0
-  fi
-  local pid
-  pid=$(cat "$PIDFILE")
-  kill -TERM "$pid"
-  local deadline=$((SECONDS + 60))
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "influxd (pid $pid) did not stop within 60s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 1
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PIDFILE"
-  log "stopped (pid $pid)"
 }
 
 case "${1:-}" in

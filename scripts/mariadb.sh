@@ -30,6 +30,13 @@ SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 
 log() { echo "scripts/mariadb.sh: $*" >&2; }
 
+# shellcheck source=lib/server.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib/server.sh"
+
+running() { alive "$PIDFILE"; }
+
+stop() { stop_pidfile "$PIDFILE" mariadbd; }
+
 find_bin() {
   for b in "$@"; do
     if command -v "$b" >/dev/null 2>&1; then command -v "$b"; return 0; fi
@@ -55,25 +62,7 @@ install_server() {
   apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client >/dev/null
 }
 
-running() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
 client() { "$(find_bin mariadb mysql)" --no-defaults --protocol=socket -S "$SOCK" -uroot "$@"; }
-
-free_port() {
-  # A loopback TCP port nobody listens on (bounded tries).
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  log "no free port found"
-  return 1
-}
 
 start() {
   install_server
@@ -127,28 +116,6 @@ FLOWLINE_TEST_MYSQL_PASSWORD=$USER_PASS
 FLOWLINE_TEST_MYSQL_SCRIPT=$SELF
 FLOWLINE_TEST_MYSQL_DIR=$DIR
 EOF
-}
-
-stop() {
-  if ! running; then
-    log "not running"
-    return 0
-  fi
-  local pid
-  pid=$(cat "$PIDFILE")
-  kill -TERM "$pid"
-  local deadline=$((SECONDS + 60))
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "mariadbd (pid $pid) did not stop within 60s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 1
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PIDFILE"
-  log "stopped (pid $pid)"
 }
 
 case "${1:-}" in

@@ -42,6 +42,9 @@ SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 
 log() { echo "scripts/rabbitmq.sh: $*" >&2; }
 
+# shellcheck source=lib/server.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib/server.sh"
+
 install_server() {
   if [ -x "$RMQ_BIN/rabbitmq-server" ] && command -v epmd >/dev/null 2>&1; then
     return 0
@@ -58,25 +61,7 @@ install_server() {
   apt-get install -y -qq --no-install-recommends rabbitmq-server >/dev/null
 }
 
-alive() { # pidfile
-  [ -f "$1" ] || return 1
-  local pid
-  pid=$(cat "$1" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
 running() { alive "$PIDFILE"; }
-
-free_port() {
-  # A loopback TCP port nobody listens on (bounded tries).
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  log "no free port found"
-  return 1
-}
 
 ports() {
   if [ ! -s "$PORTFILE" ]; then
@@ -225,14 +210,6 @@ FLOWLINE_TEST_AMQP_PMACCT_HOST=$(cat "$DIR/pmacct_host" 2>/dev/null)
 FLOWLINE_TEST_AMQPS_URL=$([ -s "$DIR/tls_port" ] && echo "amqps://$USER_NAME:$USER_PASS@localhost:$(cat "$DIR/tls_port")/")
 FLOWLINE_TEST_AMQP_CA=$([ -s "$DIR/tls_port" ] && echo "$DIR/tls/ca.pem")
 EOF
-}
-
-wait_gone() { # pid seconds
-  local deadline=$((SECONDS + $2))
-  while kill -0 "$1" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then return 1; fi
-    sleep 0.2
-  done
 }
 
 stop_epmd() {

@@ -33,6 +33,13 @@ SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 
 log() { echo "scripts/victoriametrics.sh: $*" >&2; }
 
+# shellcheck source=lib/server.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib/server.sh"
+
+running() { alive "$PIDFILE"; }
+
+stop() { stop_pidfile "$PIDFILE" victoria-metrics; }
+
 install_server() {
   [ -x "$BIN" ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
@@ -43,24 +50,6 @@ install_server() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends victoria-metrics >/dev/null
-}
-
-running() {
-  [ -f "$PIDFILE" ] || return 1
-  local pid
-  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
-}
-
-free_port() {
-  # A loopback TCP port nobody listens on (bounded tries).
-  local p
-  for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 20000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  log "no free port found"
-  return 1
 }
 
 start() {
@@ -98,28 +87,6 @@ FLOWLINE_TEST_VM_URL=http://127.0.0.1:$(cat "$PORTFILE")
 FLOWLINE_TEST_VM_SCRIPT=$SELF
 FLOWLINE_TEST_VM_DIR=$DIR
 EOT
-}
-
-stop() {
-  if ! running; then
-    log "not running"
-    return 0
-  fi
-  local pid
-  pid=$(cat "$PIDFILE")
-  kill -TERM "$pid"
-  local deadline=$((SECONDS + 60))
-  while kill -0 "$pid" 2>/dev/null; do
-    if [ $SECONDS -ge $deadline ]; then
-      log "victoria-metrics (pid $pid) did not stop within 60s; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
-      sleep 1
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PIDFILE"
-  log "stopped (pid $pid)"
 }
 
 case "${1:-}" in
