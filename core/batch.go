@@ -30,6 +30,8 @@ type Batch struct {
 	failed  atomic.Bool
 	acks    []func(ok bool)
 	charged atomic.Int64 // bytes counted in QueuedBytes (see Charge)
+	// packetBatch says which pool the batch returns to.
+	packetBatch bool
 }
 
 // Origin identifies a batch from a source that can redeliver it.
@@ -65,21 +67,40 @@ func (b *Batch) MoveAcks(dst *Batch) {
 	}
 }
 
-// DefaultArenaSize is the arena capacity of a pooled batch: room for a few
-// hundred full-size datagrams.
-const DefaultArenaSize = 1 << 20
+// DefaultArenaSize is the arena capacity of a pooled packet batch: room
+// for a few hundred full-size datagrams.
+const DefaultArenaSize = 512 << 10
 
-var batchPool = sync.Pool{New: func() any {
-	return &Batch{
-		Packets: make([]Packet, 0, 256),
-		Records: make([]Record, 0, 1024),
-		Arena:   make([]byte, 0, DefaultArenaSize),
-	}
-}}
+// Batches come from two pools: packet batches carry a large arena for the
+// datagrams' bytes; record batches carry none until a decoder stores
+// extension values, so that a queue of records holds (and the memory
+// budget charges) only the records themselves.
+var (
+	packetPool = sync.Pool{New: func() any {
+		return &Batch{
+			Packets:     make([]Packet, 0, 256),
+			Arena:       make([]byte, 0, DefaultArenaSize),
+			packetBatch: true,
+		}
+	}}
+	recordPool = sync.Pool{New: func() any {
+		return &Batch{Records: make([]Record, 0, 1024)}
+	}}
+)
 
-// NewBatch returns an empty batch from the pool with one reference.
+// NewBatch returns an empty record batch from the pool with one reference.
+// Its arena is empty and grows when something is appended to it.
 func NewBatch() *Batch {
-	b := batchPool.Get().(*Batch)
+	b := recordPool.Get().(*Batch)
+	b.refs.Store(1)
+	return b
+}
+
+// NewPacketBatch returns an empty packet batch from the pool with one
+// reference: an arena of DefaultArenaSize for the datagrams' bytes. Inputs
+// that receive datagrams use it.
+func NewPacketBatch() *Batch {
+	b := packetPool.Get().(*Batch)
 	b.refs.Store(1)
 	return b
 }
@@ -124,7 +145,11 @@ func (b *Batch) Release() {
 	if cap(b.Records) > 1<<16 || cap(b.Arena) > 8*DefaultArenaSize {
 		return // let oversized batches go to the garbage collector
 	}
-	batchPool.Put(b)
+	if b.packetBatch {
+		packetPool.Put(b)
+	} else {
+		recordPool.Put(b)
+	}
 }
 
 // AppendRecord appends a zero record and returns a pointer to it, growing the

@@ -155,7 +155,12 @@ func RegisterInput(p Plugin, factory func() Input) {
 	registry.Register(registry.Inputs, p.Name, p.Sample, func() any { return factory() })
 }
 
-// NewBatch returns an empty batch from Flowline's pool, for inputs and
-// processors that build batches: emit hands it on (and with it its
-// ownership).
+// NewBatch returns an empty record batch from Flowline's pool, for inputs
+// and processors that build batches of records: emit hands it on (and with
+// it its ownership).
 func NewBatch() *Batch { return core.NewBatch() }
+
+// NewPacketBatch returns an empty packet batch from Flowline's pool, with an
+// arena for the datagrams' bytes (Batch.Arena), for inputs that emit
+// datagrams.
+func NewPacketBatch() *Batch { return core.NewPacketBatch() }

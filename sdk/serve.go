@@ -128,18 +128,8 @@ func notReady() error {
 
 // decode turns a wire batch into a pooled core.Batch.
 func decode(in *pb.Batch) (*core.Batch, error) {
-	h, _, err := wire.ReadHeader(in.Data)
+	b, _, err := wire.Decode(in.Data)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
-	}
-	b := core.NewBatch()
-	if h.Kind == wire.KindPackets {
-		_, err = wire.DecodePackets(b, in.Data)
-	} else {
-		_, err = wire.DecodeRecords(b, in.Data)
-	}
-	if err != nil {
-		b.Release()
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	b.ID = in.Id

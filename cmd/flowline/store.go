@@ -382,7 +382,7 @@ func (r *storeRef) drops() *engine.Drops {
 // printDrops is the running collector's part of `flowline stats`.
 func printDrops(w io.Writer, d *engine.Drops) {
 	fmt.Fprintf(w, "\nRunning collector: dropped %d packets, %d flows since start; queued %s (inputs drop beyond %s of agent.max_buffer = %s); output buffers %s\n",
-		d.DroppedPackets, d.DroppedFlows, humanBytes(float64(d.QueuedBytes+d.HeldBytes)), "a quarter", humanBytes(float64(d.BudgetBytes)), humanBytes(float64(d.OutputBytes)))
+		d.DroppedPackets, d.DroppedFlows, humanBytes(float64(d.QueuedBytes+d.HeldBytes)), "an eighth", humanBytes(float64(d.BudgetBytes)), humanBytes(float64(d.OutputBytes)))
 	for _, e := range d.Entries {
 		if e.N > 0 {
 			fmt.Fprintf(w, "  %-28s %12d %s (%s)\n", e.Stage, e.N, e.Unit, e.Why)

@@ -49,7 +49,7 @@ type Agent struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the metrics address.
 	Pprof bool `toml:"pprof"`
 	// MaxBuffer is the memory budget of the pipeline: the bytes of batches
-	// queued between stages plus the early-data queue may take a quarter
+	// queued between stages plus the early-data queue may take an eighth
 	// of it (beyond, inputs drop, count and log) and the Go heap nine
 	// sixteenths (see core/engine).
 	MaxBuffer core.Size `toml:"max_buffer"`

@@ -36,7 +36,7 @@ const agentSample = `## Flowline configuration.
   batch_size = 1024
 
   ## Memory budget of the pipeline. Batches queued between stages and the
-  ## templates' early-data queue may take a quarter of it: beyond, the
+  ## templates' early-data queue may take an eighth of it: beyond, the
   ## inputs drop datagrams, count them and say so in the log (at most every
   ## 10 s, with the totals in the shutdown line). The Go heap is held under
   ## nine sixteenths of it. Outputs' memory buffers have bounds of their own

@@ -44,17 +44,22 @@ type budget struct {
 	outHeld atomic.Int64        // the outputs' sum at the last poll
 }
 
-// over reports whether the pipeline's queued and held data pass a quarter
+// over reports whether the pipeline's queued and held data pass an eighth
 // of the budget. The rest is for what is not queued (the processors'
-// state: aggregate tables, templates) and for the garbage collector's
-// headroom: a heap of live data L grows to about 2L between collections
-// unless the soft memory limit (limitHeap) makes it collect sooner.
+// state: aggregate tables, templates; outputs' buffers) and for the garbage
+// collector's headroom: a heap of live data L grows to about 2L between
+// collections unless the soft memory limit (limitHeap) makes it collect
+// sooner.
 func (b *budget) over() bool {
 	return b.max > 0 && core.QueuedBytes()+b.held.Load() > b.queueLimit()
 }
 
-// queueLimit is the part of the budget queued and held data may take.
-func (b *budget) queueLimit() int64 { return b.max / 4 }
+// queueLimit is the part of the budget queued and held data may take. With
+// a quarter, an overloaded raw flow log (64 MiB of queued records plus its
+// segment buffers) kept the live heap at the soft limit: the collector ran
+// back to back and the stored rate fell from 2.1M to 1.2M flows/s. With an
+// eighth it stays at what the core can do.
+func (b *budget) queueLimit() int64 { return b.max / 8 }
 
 // limitHeap sets the Go runtime's soft memory limit to nine sixteenths of the
 // budget (unless GOMEMLIMIT is set; the rest is for memory outside the Go

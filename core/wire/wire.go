@@ -350,6 +350,30 @@ func ReadHeader(data []byte) (Header, []byte, error) {
 	return h, r.buf, nil
 }
 
+// Decode decodes a batch of either kind into a new pooled batch (a packet
+// batch for packets, a record batch for records) with one reference, and
+// returns it with the batch id. On error nothing is returned to release.
+func Decode(data []byte) (*core.Batch, uint64, error) {
+	h, _, err := ReadHeader(data)
+	if err != nil {
+		return nil, 0, err
+	}
+	var b *core.Batch
+	var id uint64
+	if h.Kind == KindPackets {
+		b = core.NewPacketBatch()
+		id, err = DecodePackets(b, data)
+	} else {
+		b = core.NewBatch()
+		id, err = DecodeRecords(b, data)
+	}
+	if err != nil {
+		b.Release()
+		return nil, 0, err
+	}
+	return b, id, nil
+}
+
 // DecodeRecords decodes a record batch, appending its records to b.Records
 // (extension values are copied into b.Arena), and returns the batch id. On
 // error b.Records is as it was.

@@ -385,7 +385,7 @@ func (l *Listener) read(c *net.UDPConn, emit func(*core.Batch) bool, handle Hand
 			send()
 		}
 		if r.Batch == nil {
-			r.Batch = core.NewBatch()
+			r.Batch = core.NewPacketBatch()
 		}
 		b := r.Batch
 		off := len(b.Arena)

@@ -117,15 +117,8 @@ func (e *External) stream(ctx context.Context, emit func(*core.Batch) bool, fail
 			return pluginrpc.FromStatus(err)
 		}
 		*failures = 0
-		b := core.NewBatch()
-		h, _, err := wire.ReadHeader(msg.Data)
-		if err == nil && h.Kind == wire.KindPackets {
-			_, err = wire.DecodePackets(b, msg.Data)
-		} else if err == nil {
-			_, err = wire.DecodeRecords(b, msg.Data)
-		}
+		b, _, err := wire.Decode(msg.Data)
 		if err != nil {
-			b.Release()
 			e.ack(msg.Id, false)
 			e.log.Error("the plugin sent a batch Flowline cannot read; skipped", "err", err)
 			continue

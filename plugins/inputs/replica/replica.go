@@ -260,7 +260,7 @@ func (r *Replica) templates(payload []byte, from netip.AddrPort, now time.Time, 
 			} else {
 				b.Release()
 			}
-			b = core.NewBatch()
+			b = core.NewPacketBatch()
 		}
 		off := len(b.Arena)
 		b.Arena = envelope.AppendTemplatePacket(b.Arena, g, now)
@@ -276,7 +276,7 @@ func (r *Replica) templates(payload []byte, from netip.AddrPort, now time.Time, 
 	}
 	if len(b.Packets) > 0 {
 		emit(b) // templates unlock queued data: hand them on at once
-		b = core.NewBatch()
+		b = core.NewPacketBatch()
 	}
 	return b
 }

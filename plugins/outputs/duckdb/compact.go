@@ -384,9 +384,13 @@ func (s *Store) commitFiles(ctx context.Context, gen int, files []newFile, rolle
 		return rollback(errors.New("the table versions changed during the pass; the next pass redoes it"))
 	}
 	var stmts []string
-	for _, f := range files {
-		stmts = append(stmts, fmt.Sprintf("INSERT INTO flowline_files VALUES (%s, %s, %d, %d, make_timestamp(%d), make_timestamp(%d), %d, %d, %d, %d, %d, now())",
-			quote(f.path), quote(f.tier), f.version, uint64(f.mask), f.partStart, f.partEnd, f.rows, f.flows, f.packets, f.bytes, f.fileBytes))
+	if len(files) > 0 { // one statement: a listing may carry dozens of raw segments
+		rows := make([]string, len(files))
+		for i, f := range files {
+			rows[i] = fmt.Sprintf("(%s, %s, %d, %d, make_timestamp(%d), make_timestamp(%d), %d, %d, %d, %d, %d, now())",
+				quote(f.path), quote(f.tier), f.version, uint64(f.mask), f.partStart, f.partEnd, f.rows, f.flows, f.packets, f.bytes, f.fileBytes)
+		}
+		stmts = append(stmts, "INSERT INTO flowline_files VALUES "+strings.Join(rows, ", "))
 	}
 	for _, r := range rolled {
 		stmts = append(stmts, fmt.Sprintf("INSERT INTO flowline_rolled VALUES (%s, %s)", quote(r[0]), quote(r[1])))

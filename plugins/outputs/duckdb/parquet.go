@@ -180,7 +180,7 @@ func writeParquetFile(path string, cols []pqColumn, rows int) error {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	err = encodeParquet(w, cols, rows)
+	err = encodeParquet(w, cols, rows, &pageEncoder{})
 	if err == nil {
 		err = w.Flush()
 	}
@@ -218,15 +218,15 @@ func writeFileSync(path string, data []byte) error {
 }
 
 // encodeParquet writes the file: magic, per column an optional dictionary
-// page and one data page, footer.
-func encodeParquet(w io.Writer, cols []pqColumn, rows int) error {
+// page and one data page, footer. e's buffers are reused from one call to
+// the next.
+func encodeParquet(w io.Writer, cols []pqColumn, rows int, e *pageEncoder) error {
 	type chunkMeta struct{ offset, dictOffset, size int64 }
 	metas := make([]chunkMeta, len(cols))
 	off := int64(4)
 	if _, err := io.WriteString(w, "PAR1"); err != nil {
 		return err
 	}
-	var e pageEncoder
 	var th thrift
 	for i := range cols {
 		c := &cols[i]

@@ -229,13 +229,19 @@ type RawLog struct {
 	notify chan struct{} // wakes the writer
 
 	pending sync.WaitGroup // buffers sealed and not yet written
-	// held is the memory of the buffers filled, sealed or being written
-	// (the engine's memory budget counts it).
+	// held is the memory of the buffers being encoded and of the encoded
+	// segments not yet written (the engine's memory budget counts it).
 	held  atomic.Int64
-	wconn *sql.Conn    // the writer's connection (reading totals back)
-	enc   bytes.Buffer // the writer's encoded segment
-	stop  chan struct{}
-	done  chan struct{}
+	wconn *sql.Conn   // the syncer's connection (reading totals back)
+	pages pageEncoder // the encoder's buffers, reused
+	// encoded hands encoded segments from the encoder to the syncer, and
+	// spare gives their byte buffers back: two segments can be in flight,
+	// so that encoding the next one overlaps writing, syncing and reading
+	// back the last one.
+	encoded chan encodedSegment
+	spare   chan *bytes.Buffer
+	stop    chan struct{}
+	done    chan struct{}
 
 	// buffered is the highest sequence per upstream writer taken into a
 	// buffer and not yet listed: a redelivery of such a batch is skipped
@@ -247,11 +253,17 @@ type RawLog struct {
 	ulMu     sync.Mutex
 	unlisted []rawSegment
 
-	lastCommit atomic.Int64 // Unix nanoseconds of the last listing
-
 	// Hooks for metrics: rows listed, flows lost.
 	onCommit func(rows int)
 	onLost   func(flows int)
+}
+
+// encodedSegment is a segment encoded and not yet written.
+type encodedSegment struct {
+	data    *bytes.Buffer
+	meta    segmentMeta
+	held    []*core.Batch
+	origins map[string]uint64
 }
 
 type rawSegment struct {
@@ -264,6 +276,13 @@ type rawSegment struct {
 // (measured: a listing costs DuckDB 5 ms and more as the files add up, and
 // was 11% of the CPU at 700k flows/s listing each segment alone).
 const commitEvery = 2 * time.Second
+
+// verifyEvery is how often, at most, the syncer has DuckDB read a segment's
+// totals back before listing it: every segment below about 130k flows/s
+// (one segment a second), a sample above. A read-back cost 5-10% of the CPU
+// at 2M flows/s; it checks the encoder, which the tests check too, while
+// the exact totals of the listing come from the buffer either way.
+const verifyEvery = time.Second
 
 // maxOpen bounds the partitions buffered at once: flows far in the past or
 // future (an exporter's clock) seal the oldest buffer.
@@ -292,7 +311,10 @@ func (s *Store) OpenRawLog(ctx context.Context, opt RawLogOptions) (*RawLog, err
 	}
 	l := &RawLog{s: s, opt: opt, log: s.log, part: s.opt.Partition.Microseconds(),
 		notify: make(chan struct{}, 1), wconn: c, buffered: map[string]uint64{}, stop: make(chan struct{}), done: make(chan struct{}),
+		encoded: make(chan encodedSegment, 1), spare: make(chan *bytes.Buffer, 2),
 		onCommit: func(int) {}, onLost: func(int) {}}
+	l.spare <- new(bytes.Buffer)
+	l.spare <- new(bytes.Buffer)
 	l.cond = sync.NewCond(&l.mu)
 	go l.run()
 	return l, nil
@@ -378,10 +400,15 @@ func (l *RawLog) buffer(part int64, now time.Time) *rawBuffer {
 	if n := len(l.free); n > 0 {
 		b, l.free = l.free[n-1], l.free[:n-1]
 	} else {
-		// A new buffer grows as it fills; recycled ones keep their
-		// capacity, so that the steady state copies nothing.
+		// A new buffer has room for a whole segment and recycled ones
+		// keep it, so that nothing is copied to grow a column: growing
+		// them at start-up (and collecting the garbage that left)
+		// dropped 2% of the first second at 2M flows/s.
 		layout, _ := newRawLayout() // checked by OpenRawLog
 		b = &rawBuffer{rawLayout: layout}
+		for i := range b.cols {
+			b.cols[i].b = make([]byte, 0, l.opt.SegmentRows*b.cols[i].size)
+		}
 	}
 	b.reset(part, now)
 	l.open = append(l.open, b)
@@ -435,7 +462,9 @@ func (b *rawBuffer) bytesUsed() int64 {
 // recycle keeps a written buffer for reuse. Called with l.mu held.
 func (l *RawLog) recycle(b *rawBuffer) {
 	b.reset(0, time.Time{})
-	if len(l.free) < 1 {
+	// Enough for the steady state (one filling, MaxPending sealed, one
+	// being written): a buffer grown anew costs its whole size again.
+	if len(l.free) < l.opt.MaxPending+1 {
 		l.free = append(l.free, b)
 	}
 }
@@ -479,13 +508,21 @@ func (l *RawLog) Close(ctx context.Context) error {
 	return errors.Join(err, l.wconn.Close())
 }
 
-// run is the writer: it turns sealed buffers into segment files and lists
-// them, and seals buffers that reached FlushEvery.
+// run is the encoder: it encodes sealed buffers for the syncer, seals
+// buffers that reached FlushEvery, and lists written segments when the
+// syncer is idle.
 func (l *RawLog) run() {
-	defer close(l.done)
+	var helpers sync.WaitGroup
+	helpers.Add(2)
+	go func() { defer helpers.Done(); l.syncer() }()
+	go func() { defer helpers.Done(); l.lister() }()
+	defer func() {
+		close(l.encoded)
+		helpers.Wait()
+		close(l.done)
+	}()
 	tick := time.NewTicker(min(l.opt.FlushEvery/4+time.Millisecond, time.Second))
 	defer tick.Stop()
-	ctx := context.Background()
 	for {
 		select {
 		case <-l.notify:
@@ -502,71 +539,113 @@ func (l *RawLog) run() {
 			}
 			b := l.sealed[0]
 			l.sealed = append(l.sealed[:0], l.sealed[1:]...)
-			l.held.Store(b.bytesUsed())
+			size := b.bytesUsed()
+			l.held.Add(size)
 			l.cond.Broadcast()
 			l.mu.Unlock()
-			l.writeSegment(ctx, b)
-			l.held.Store(0)
-			l.pending.Done()
-		}
-		// Listing rebuilds the views (their SQL names every file) and
-		// commits DuckDB's catalog: at most every commitEvery, listing
-		// all segments written since in one transaction.
-		if time.Since(time.Unix(0, l.lastCommit.Load())) >= commitEvery && l.s.passMu.TryLock() {
-			err := l.commit(ctx)
-			l.s.passMu.Unlock()
-			if err != nil {
-				l.log.Error("raw flow log: listing segments failed; retrying", "err", err)
-			}
+			l.encode(b)
+			l.held.Add(-size)
 		}
 	}
 }
 
-// writeSegment writes b as a segment file for the next commit. On an error
-// the buffer's flows are lost: counted and logged, and the held batches
-// fail.
-func (l *RawLog) writeSegment(ctx context.Context, b *rawBuffer) {
-	// Encode first and give the buffer back: the file's bytes (a quarter
-	// of the buffer's) are all that is held while it is written, synced
-	// and read back.
+// lister lists the segments written since the last listing every
+// commitEvery, in a goroutine of its own: a listing rebuilds the views
+// (their SQL names every file) and commits DuckDB's catalog, which takes
+// tens of milliseconds that encoding and syncing must not wait for.
+func (l *RawLog) lister() {
+	ctx := context.Background()
+	tick := time.NewTicker(commitEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-l.stop:
+			return
+		}
+		l.ulMu.Lock()
+		n := len(l.unlisted)
+		l.ulMu.Unlock()
+		if n == 0 || !l.s.passMu.TryLock() {
+			continue // nothing to list, or a life-cycle pass holds the manifest
+		}
+		err := l.commit(ctx)
+		l.s.passMu.Unlock()
+		if err != nil {
+			l.log.Error("raw flow log: listing segments failed; retrying", "err", err)
+		}
+	}
+}
+
+// encode encodes a sealed buffer and hands the bytes to the syncer; the
+// buffer goes back for reuse at once (the file's bytes, a quarter of the
+// buffer's, are all that is held while it is written, synced and read back).
+func (l *RawLog) encode(b *rawBuffer) {
+	data := <-l.spare
 	b.finish()
-	l.enc.Reset()
-	err := encodeParquet(&l.enc, b.cols, b.rows)
-	m := segmentMeta{part: b.part, rows: b.rows, packets: b.packets, bytes: b.bytes}
-	held := append([]*core.Batch{}, b.held...)
-	var origins map[string]uint64
+	data.Reset()
+	err := encodeParquet(data, b.cols, b.rows, &l.pages)
+	seg := encodedSegment{data: data, meta: segmentMeta{part: b.part, rows: b.rows, packets: b.packets, bytes: b.bytes},
+		held: append([]*core.Batch{}, b.held...)}
 	if len(b.origins) > 0 {
-		origins = maps.Clone(b.origins)
+		seg.origins = maps.Clone(b.origins)
 	}
 	l.mu.Lock()
 	l.recycle(b)
 	l.mu.Unlock()
-	l.held.Store(int64(l.enc.Len()))
-	var f newFile
-	if err == nil {
-		f, err = l.s.writeSegment(ctx, l.wconn, l.enc.Bytes(), m, l.part)
-	}
 	if err != nil {
-		l.log.Error("raw flow log: segment lost", "flows", m.rows, "packets", m.packets, "bytes", m.bytes, "err", err)
-		l.onLost(m.rows)
-		for _, h := range held {
-			h.Fail()
-			h.Release()
-		}
-		l.mu.Lock()
-		if l.err == nil {
-			l.err = err
-		}
-		// The failed batches come again: accept them.
-		for w := range origins {
-			delete(l.buffered, w)
-		}
-		l.mu.Unlock()
+		l.lose(seg, err)
 		return
 	}
-	l.ulMu.Lock()
-	l.unlisted = append(l.unlisted, rawSegment{f: f, held: held, origins: origins})
-	l.ulMu.Unlock()
+	l.held.Add(int64(data.Len()))
+	l.encoded <- seg
+}
+
+// syncer writes, syncs and reads back the encoded segments for the next
+// listing, and lists them when commitEvery has passed.
+func (l *RawLog) syncer() {
+	ctx := context.Background()
+	var verified time.Time
+	for seg := range l.encoded {
+		verify := time.Since(verified) >= verifyEvery
+		if verify {
+			verified = time.Now()
+		}
+		f, err := l.s.writeSegment(ctx, l.wconn, seg.data.Bytes(), seg.meta, l.part, verify)
+		l.held.Add(-int64(seg.data.Len()))
+		if err != nil {
+			l.lose(seg, err)
+			continue
+		}
+		l.ulMu.Lock()
+		l.unlisted = append(l.unlisted, rawSegment{f: f, held: seg.held, origins: seg.origins})
+		l.ulMu.Unlock()
+		l.spare <- seg.data
+		l.pending.Done()
+	}
+}
+
+// lose gives up a segment that could not be encoded or written: its flows
+// are counted and logged, and its held batches fail (they come again).
+func (l *RawLog) lose(seg encodedSegment, err error) {
+	m := seg.meta
+	l.log.Error("raw flow log: segment lost", "flows", m.rows, "packets", m.packets, "bytes", m.bytes, "err", err)
+	l.onLost(m.rows)
+	for _, h := range seg.held {
+		h.Fail()
+		h.Release()
+	}
+	l.mu.Lock()
+	if l.err == nil {
+		l.err = err
+	}
+	// The failed batches come again: accept them.
+	for w := range seg.origins {
+		delete(l.buffered, w)
+	}
+	l.mu.Unlock()
+	l.spare <- seg.data
+	l.pending.Done()
 }
 
 // segmentMeta is what a segment must hold: its partition and totals.
@@ -626,16 +705,15 @@ func (l *RawLog) commit(ctx context.Context) error {
 	clear(l.unlisted[n:])
 	l.unlisted = l.unlisted[:n]
 	l.ulMu.Unlock()
-	l.lastCommit.Store(time.Now().UnixNano())
 	l.onCommit(int(rows))
 	return nil
 }
 
-// writeSegment encodes a buffer as a segment file, syncs it, reads its
-// totals back with DuckDB (they must equal the buffer's), and renames it
-// into place. The file stays reserved (reconcile leaves it alone) until the
-// caller lists it.
-func (s *Store) writeSegment(ctx context.Context, c *sql.Conn, data []byte, b segmentMeta, part int64) (newFile, error) {
+// writeSegment writes an encoded segment file and syncs it; with verify it
+// reads the file's totals back with DuckDB (they must equal the buffer's);
+// then it renames the file into place. The file stays reserved (reconcile
+// leaves it alone) until the caller lists it.
+func (s *Store) writeSegment(ctx context.Context, c *sql.Conn, data []byte, b segmentMeta, part int64, verify bool) (newFile, error) {
 	f := s.newFileEntry(RawTier, rawLogVersion, rawMask, b.part, b.part+part)
 	s.reserve(f.path)
 	fail := func(err error) (newFile, error) {
@@ -651,7 +729,9 @@ func (s *Store) writeSegment(ctx context.Context, c *sql.Conn, data []byte, b se
 	if err := writeFileSync(tmp, data); err != nil {
 		return fail(err)
 	}
-	if err := c.QueryRowContext(ctx, fmt.Sprintf(
+	if !verify {
+		f.rows, f.flows, f.packets, f.bytes = uint64(b.rows), uint64(b.rows), b.packets, b.bytes
+	} else if err := c.QueryRowContext(ctx, fmt.Sprintf(
 		"SELECT count(*), coalesce(sum(flows), 0)::UBIGINT, coalesce(sum(packets), 0)::UBIGINT, coalesce(sum(bytes), 0)::UBIGINT FROM read_parquet(%s)", quote(tmp))).
 		Scan(&f.rows, &f.flows, &f.packets, &f.bytes); err != nil {
 		return fail(fmt.Errorf("reading back %s: %w", tmp, err))

@@ -300,7 +300,7 @@ func BenchmarkRawEncode(b *testing.B) {
 		for b.Loop() {
 			n = 0
 			buf.finish()
-			if err := encodeParquet(&n, buf.cols, buf.rows); err != nil {
+			if err := encodeParquet(&n, buf.cols, buf.rows, &pageEncoder{}); err != nil {
 				b.Fatal(err)
 			}
 		}

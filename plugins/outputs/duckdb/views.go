@@ -33,11 +33,20 @@ func (s *Store) absPath(rel string) string {
 func (s *Store) readParquet(files []fileEntry) string {
 	paths := make([]string, len(files))
 	var mask core.Field
+	uniform := true
 	for i, f := range files {
 		paths[i] = quote(s.absPath(f.path))
 		mask |= f.mask
+		uniform = uniform && f.mask == files[0].mask && f.version == files[0].version
 	}
-	return "SELECT " + fromFileSelect(columnsOf(mask)) + " FROM read_parquet([" + strings.Join(paths, ", ") + "], union_by_name = true)"
+	// Files of one schema (the raw log's segments) are bound by the first
+	// one alone; union_by_name would have DuckDB open every file's footer
+	// each time the views are rebuilt, thousands of segments an hour.
+	opts := ", union_by_name = true"
+	if uniform {
+		opts = ""
+	}
+	return "SELECT " + fromFileSelect(columnsOf(mask)) + " FROM read_parquet([" + strings.Join(paths, ", ") + "]" + opts + ")"
 }
 
 // rollupMask is the schema mask of a tier's files: its primitives.

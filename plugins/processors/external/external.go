@@ -109,15 +109,8 @@ func (e *External) call(ctx context.Context, what string, f func(pb.ProcessorCli
 func emitAll(resp *pb.ProcessResponse, in *core.Batch, emit core.Emit) error {
 	var outs []*core.Batch
 	for _, pbb := range resp.Batches {
-		b := core.NewBatch()
-		h, _, err := wire.ReadHeader(pbb.Data)
-		if err == nil && h.Kind == wire.KindPackets {
-			_, err = wire.DecodePackets(b, pbb.Data)
-		} else if err == nil {
-			_, err = wire.DecodeRecords(b, pbb.Data)
-		}
+		b, _, err := wire.Decode(pbb.Data)
 		if err != nil {
-			b.Release()
 			for _, o := range outs {
 				o.Release()
 			}

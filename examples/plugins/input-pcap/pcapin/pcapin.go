@@ -149,12 +149,12 @@ func (p *Pcap) Start(ctx context.Context, emit func(*sdk.Batch) bool) error {
 			}
 		}
 		if b == nil {
-			b = sdk.NewBatch()
+			b = sdk.NewPacketBatch()
 		}
 		at := len(b.Arena)
 		if cap(b.Arena)-at < len(d.payload) {
 			flush()
-			b = sdk.NewBatch()
+			b = sdk.NewPacketBatch()
 			at = 0
 		}
 		b.Arena = append(b.Arena, d.payload...)
