@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -93,7 +94,10 @@ type Templates struct {
 	dec     *netflow.Decoder
 	dirty   bool
 	lastSav time.Time
-	m       decoderMetrics
+	// lastRecords is how many records the last batch decoded into: a new
+	// batch is grown to it at once rather than doubling up to it.
+	lastRecords int
+	m           decoderMetrics
 
 	share     *sharer
 	toShare   []netflow.TemplateSet
@@ -290,6 +294,7 @@ func (t *Templates) Process(_ context.Context, in *core.Batch, emit core.Emit) e
 		return nil
 	}
 	out := core.NewBatch()
+	out.Records = slices.Grow(out.Records, max(t.lastRecords, len(in.Records)))
 	out.Records = append(out.Records, in.Records...)
 	in.MoveAcks(out)
 	for i := range in.Packets {
@@ -301,6 +306,7 @@ func (t *Templates) Process(_ context.Context, in *core.Batch, emit core.Emit) e
 		}
 	}
 	in.Release()
+	t.lastRecords = len(out.Records)
 	emit(out)
 	t.shareLearned()
 	if t.dirty && time.Since(t.lastSav) >= time.Duration(t.SaveEvery) {
