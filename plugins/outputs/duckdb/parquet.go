@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/bits"
 	"os"
+	"unsafe"
 )
 
 // This file is a minimal Parquet writer for the raw flow log: one row group
@@ -151,6 +152,32 @@ func (c *pqColumn) values(dst []uint64) []uint64 {
 	dst = dst[:n]
 	clear(dst[:c.zeros])
 	out := dst[c.zeros:]
+	if len(out) == 0 {
+		return dst
+	}
+	if nativeLittleEndian {
+		// The column's bytes as its native type: a tight widening loop
+		// (decoding each value through binary.LittleEndian with its
+		// bounds check took 12% of the raw log's CPU).
+		p := unsafe.Pointer(unsafe.SliceData(c.b))
+		switch c.size {
+		case 1:
+			for i, v := range c.b[:len(out)] {
+				out[i] = uint64(v)
+			}
+		case 2:
+			for i, v := range unsafe.Slice((*uint16)(p), len(out)) {
+				out[i] = uint64(v)
+			}
+		case 4:
+			for i, v := range unsafe.Slice((*uint32)(p), len(out)) {
+				out[i] = uint64(v)
+			}
+		default:
+			copy(out, unsafe.Slice((*uint64)(p), len(out)))
+		}
+		return dst
+	}
 	b := c.b
 	switch c.size {
 	case 1:
@@ -172,6 +199,24 @@ func (c *pqColumn) values(dst []uint64) []uint64 {
 	}
 	return dst
 }
+
+// view returns an 8-byte column's values without copying them (its bytes
+// are little-endian uint64s, which this machine's are), or nil when they
+// must be copied by values: narrower columns, leading zeros not stored, a
+// big-endian machine. The slice is only read, before the column is reset.
+func (c *pqColumn) view() []uint64 {
+	if !nativeLittleEndian || c.size != 8 || c.zeros > 0 || len(c.b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(c.b))), len(c.b)/8)
+}
+
+// nativeLittleEndian says whether this machine stores integers as the
+// columns do (Parquet's byte order).
+var nativeLittleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // writeParquetFile writes rows rows of cols to path and syncs it.
 func writeParquetFile(path string, cols []pqColumn, rows int) error {
@@ -364,7 +409,11 @@ const maxDict = 1 << 14
 // encoded column, dictPage: the smaller of delta and dictionary encoding
 // when the column may take a dictionary.
 func (e *pageEncoder) encode(c *pqColumn) {
-	e.vals = c.values(e.vals)
+	vals := c.view()
+	if vals == nil {
+		e.vals = c.values(e.vals)
+		vals = e.vals
+	}
 	e.body = e.body[:0]
 	if c.optional {
 		e.body = rleBits(append(e.body, 0, 0, 0, 0), c.levels())
@@ -374,22 +423,22 @@ func (e *pageEncoder) encode(c *pqColumn) {
 	e.encoding, e.dictPage = pqEncDelta, nil
 	// Both encodings are compared every 16th segment; in between the
 	// last winner is used alone.
-	compare := c.dict && len(e.vals) > 0 && c.probe == 0
+	compare := c.dict && len(vals) > 0 && c.probe == 0
 	if c.dict {
 		c.probe = (c.probe + 1) % 16
 	}
-	if compare || !c.useDict || len(e.vals) == 0 {
-		e.body = deltaBinaryPacked(e.body, e.vals, c.phys == pqInt32)
+	if compare || !c.useDict || len(vals) == 0 {
+		e.body = deltaBinaryPacked(e.body, vals, c.phys == pqInt32)
 		if !compare {
 			return
 		}
 	}
 	var ok bool
-	e.dict, e.ids, ok = e.table.build(e.vals, maxDict, e.dict[:0], e.ids[:0])
+	e.dict, e.ids, ok = e.table.build(vals, maxDict, e.dict[:0], e.ids[:0])
 	if !ok {
 		c.useDict = false
 		if !compare { // the dictionary outgrew the limit: delta after all
-			e.body = deltaBinaryPacked(e.body[:levels], e.vals, c.phys == pqInt32)
+			e.body = deltaBinaryPacked(e.body[:levels], vals, c.phys == pqInt32)
 		}
 		return
 	}
@@ -399,7 +448,7 @@ func (e *pageEncoder) encode(c *pqColumn) {
 		size = 4
 	}
 	if compare {
-		c.useDict = len(e.dict)*size+len(e.vals)*width/8+len(e.vals)/500+1 < len(e.body)-levels
+		c.useDict = len(e.dict)*size+len(vals)*width/8+len(vals)/500+1 < len(e.body)-levels
 		if !c.useDict {
 			return // delta is smaller
 		}
