@@ -46,9 +46,9 @@ func newNames() names { return names{testamqp.Name("flows"), testamqp.Name("cent
 // edgeConfig is netflow -> aggregate (5-tuple, 1m bins) -> outputs.amqp.
 func edgeConfig(br testamqp.Broker, n names, udpPort, metricsPort int, refresh, output string) string {
 	// max_buffer: each refresh of the aggregate is a burst of record
-	// batches (each charged with its pooled 1 MiB arena) queued before an
-	// output that waits for the broker's confirms; on a busy 2-core machine
-	// the default budget made the input drop datagrams now and then.
+	// batches queued before an output that waits for the broker's
+	// confirms; on a busy 2-core machine the default budget (inputs drop
+	// beyond an eighth of it) made the input drop datagrams now and then.
 	return fmt.Sprintf(`[agent]
   data_dir = "./data"
   metrics_address = "127.0.0.1:%d"
