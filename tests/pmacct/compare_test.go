@@ -172,7 +172,19 @@ func compareCase(t *testing.T, nfacctd, flowline string, c compareCfg) {
 	pkts := encodeV9(testFlows(), uint32(time.Now().Unix()), 100000, 7, 3)
 	sendAll(t, nfPort, pkts)
 	sendAll(t, flPort, pkts)
-	time.Sleep(3 * time.Second) // nfacctd purges every 2 s
+	// nfacctd purges every 2 s; on a loaded machine its core hands the
+	// data to the print plugin later now and then (a run printed nothing
+	// after 3 s): then wait for its first lines, up to 15 s, and one
+	// purge more for the rest.
+	time.Sleep(3 * time.Second)
+	if st, err := os.Stat(nfOut); err != nil || st.Size() == 0 {
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+			if st, err := os.Stat(nfOut); err == nil && st.Size() > 0 {
+				break
+			}
+		}
+		time.Sleep(2500 * time.Millisecond)
+	}
 
 	nf.stop(t, syscall.SIGINT, 15*time.Second)
 	fl.stop(t, syscall.SIGTERM, 15*time.Second)
