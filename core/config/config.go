@@ -42,7 +42,7 @@ type Agent struct {
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout core.Duration `toml:"shutdown_timeout"`
 	// ChannelBatches is the capacity, in batches, of the queue between two
-	// stages.
+	// stages (at most 4 between two processors; see core/engine).
 	ChannelBatches int `toml:"channel_batches"`
 	// BatchSize is the number of items in a full batch.
 	BatchSize int `toml:"batch_size"`

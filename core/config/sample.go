@@ -29,7 +29,9 @@ const agentSample = `## Flowline configuration.
   ## How long a graceful shutdown may take before it is forced.
   shutdown_timeout = "30s"
 
-  ## Capacity, in batches, of the queue between two stages.
+  ## Capacity, in batches, of the queue between two stages (at most 4
+  ## between two processors: a backlog waits as datagrams, which take a
+  ## fifth of the memory of decoded records).
   channel_batches = 64
 
   ## Number of packets or records in a full batch.

@@ -242,6 +242,21 @@ func (e *Engine) Healthy() error {
 	return nil
 }
 
+// recordDepth bounds the queue in front of a processor that takes another
+// processor's output: records take about 264 bytes a flow where the
+// datagrams they came from take 50, so a backlog (an aggregate slower for
+// a moment than the decoder) is better kept as datagrams in the first
+// queue, where the memory budget holds five times more flows.
+const recordDepth = 4
+
+// processorDepth is the input queue depth of processor i.
+func processorDepth(i, depth int) int {
+	if i == 0 {
+		return depth
+	}
+	return min(depth, recordDepth)
+}
+
 // Run starts the pipeline and blocks until ctx is cancelled, then shuts down
 // in order. Closing force (a second signal) abandons what is still in flight.
 // It returns nil after a clean shutdown; after a forced or timed-out one it
@@ -278,7 +293,7 @@ func (e *Engine) Run(ctx context.Context, force <-chan struct{}) error {
 	next := fanout(e.recordOutputs)
 	for i := len(e.processors) - 1; i >= 0; i-- {
 		p := e.processors[i]
-		p.in = make(chan *core.Batch, depth)
+		p.in = make(chan *core.Batch, processorDepth(i, depth))
 		p.next = next
 		p.log = e.log.With("processor", p.pc.DisplayName())
 		stages.Add(1)
