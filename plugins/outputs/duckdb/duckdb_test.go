@@ -72,7 +72,7 @@ func (t *totals) add(o totals) {
 	t.flows += o.flows
 }
 
-func openTest(t *testing.T, dir string, rollups ...lifecycle.Rollup) *Store {
+func openTest(t testing.TB, dir string, rollups ...lifecycle.Rollup) *Store {
 	t.Helper()
 	s, err := Open(ctx, Options{Path: filepath.Join(dir, "flowline.duckdb"), Archive: filepath.Join(dir, "archive"), Rollups: rollups})
 	if err != nil {

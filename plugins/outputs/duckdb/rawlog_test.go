@@ -396,3 +396,58 @@ func TestRawLogKeepSegments(t *testing.T) {
 		t.Fatalf("stored %+v, want %+v", got, want)
 	}
 }
+
+// BenchmarkRawListing measures what listing raw segments costs as they add
+// up before the life cycle merges them (the views name every file): the
+// time of one listing of 30 segments with 1,000, 3,000 and 6,000 segments
+// listed before it. The lister waits ten times this between listings.
+//
+//	go test -run '^$' -bench RawListing ./plugins/outputs/duckdb/
+func BenchmarkRawListing(b *testing.B) {
+	for _, listed := range []int{1000, 3000, 6000} {
+		b.Run(strconv.Itoa(listed), func(b *testing.B) {
+			dir := b.TempDir()
+			s := openTest(b, dir)
+			ctx := context.Background()
+			l, err := s.OpenRawLog(ctx, RawLogOptions{SegmentRows: 1024, FlushEvery: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close(ctx)
+			bs := rawBatches(b, 30*1024, 1000, 1e6, time.Date(2026, 11, 28, 10, 20, 0, 0, time.UTC), 1024)
+			// write seals what Write left open and waits for the files,
+			// so that a listing takes 30 segments.
+			write := func() {
+				for _, bt := range bs {
+					l.Write(bt)
+				}
+				l.mu.Lock()
+				for len(l.open) > 0 {
+					l.seal(l.open[0])
+				}
+				l.mu.Unlock()
+				l.pending.Wait()
+			}
+			list := func() time.Duration {
+				start := time.Now()
+				s.passMu.Lock()
+				err := l.commit(ctx)
+				s.passMu.Unlock()
+				if err != nil {
+					b.Fatal(err)
+				}
+				return time.Since(start)
+			}
+			for range listed / 30 {
+				write()
+				list()
+			}
+			var took time.Duration
+			for i := 0; i < b.N; i++ {
+				write()
+				took += list()
+			}
+			b.ReportMetric(float64(took.Microseconds())/1000/float64(b.N), "ms/listing")
+		})
+	}
+}
