@@ -183,16 +183,9 @@ func (h *Harness[P]) Run(ctx context.Context, max int) ([]*Batch, error) {
 	var mu sync.Mutex
 	var out []*Batch
 	emit := func(b *core.Batch) bool {
-		back := core.NewBatch()
-		var err error
-		if len(b.Packets) > 0 {
-			_, err = wire.DecodePackets(back, wire.AppendPackets(nil, 0, b.Packets))
-		} else {
-			_, err = wire.DecodeRecords(back, wire.AppendRecords(nil, 0, b.Records))
-		}
+		back, _, err := wire.Decode(wire.Append(nil, 0, b))
 		b.Release()
 		if err != nil {
-			back.Release()
 			return false
 		}
 		mu.Lock()

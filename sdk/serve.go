@@ -136,14 +136,6 @@ func decode(in *pb.Batch) (*core.Batch, error) {
 	return b, nil
 }
 
-// encode appends a batch's records (or packets) to buf in the wire encoding.
-func encode(buf []byte, b *core.Batch) []byte {
-	if len(b.Records) == 0 && len(b.Packets) > 0 {
-		return wire.AppendPackets(buf, b.ID, b.Packets)
-	}
-	return wire.AppendRecords(buf, b.ID, b.Records)
-}
-
 func (s *server) output() (core.Output, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -192,7 +184,7 @@ func collect(f func(core.Emit) error) (*pb.ProcessResponse, error) {
 			return
 		}
 		if b.Len() > 0 {
-			resp.Batches = append(resp.Batches, &pb.Batch{Id: b.ID, Data: encode(nil, b)})
+			resp.Batches = append(resp.Batches, &pb.Batch{Id: b.ID, Data: wire.Append(nil, b.ID, b)})
 		}
 		b.Release()
 	}
@@ -277,7 +269,7 @@ func (s *server) Run(_ *pb.Empty, stream pb.Input_RunServer) error {
 		}
 		s.acks[id] = b
 		s.acksMu.Unlock()
-		buf = encode(buf[:0], b)
+		buf = wire.Append(buf[:0], b.ID, b)
 		err := stream.Send(&pb.Batch{Id: id, Data: buf})
 		if err != nil {
 			s.ack(id, false)

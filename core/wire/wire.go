@@ -350,6 +350,16 @@ func ReadHeader(data []byte) (Header, []byte, error) {
 	return h, r.buf, nil
 }
 
+// Append encodes b as one batch with the given id and appends it to dst:
+// its packets when it carries packets and no records, else its records.
+// Decode reads either kind back.
+func Append(dst []byte, id uint64, b *core.Batch) []byte {
+	if len(b.Records) == 0 && len(b.Packets) > 0 {
+		return AppendPackets(dst, id, b.Packets)
+	}
+	return AppendRecords(dst, id, b.Records)
+}
+
 // Decode decodes a batch of either kind into a new pooled batch (a packet
 // batch for packets, a record batch for records) with one reference, and
 // returns it with the batch id. On error nothing is returned to release.

@@ -508,9 +508,9 @@ func (l *RawLog) Close(ctx context.Context) error {
 	return errors.Join(err, l.wconn.Close())
 }
 
-// run is the encoder: it encodes sealed buffers for the syncer, seals
-// buffers that reached FlushEvery, and lists written segments when the
-// syncer is idle.
+// run is the encoder: it encodes sealed buffers for the syncer and seals
+// buffers that reached FlushEvery. It starts the syncer and the lister and
+// stops them when it stops.
 func (l *RawLog) run() {
 	var helpers sync.WaitGroup
 	helpers.Add(2)
@@ -607,8 +607,8 @@ func (l *RawLog) encode(b *rawBuffer) {
 	l.encoded <- seg
 }
 
-// syncer writes, syncs and reads back the encoded segments for the next
-// listing, and lists them when commitEvery has passed.
+// syncer writes and syncs the encoded segments (reading one back at most
+// every verifyEvery) and leaves them to the lister.
 func (l *RawLog) syncer() {
 	ctx := context.Background()
 	var verified time.Time

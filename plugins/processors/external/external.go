@@ -143,11 +143,7 @@ func emitAll(resp *pb.ProcessResponse, in *core.Batch, emit core.Emit) error {
 func (e *External) Process(ctx context.Context, in *core.Batch, emit core.Emit) error {
 	e.nextID++
 	req := &pb.Batch{Id: e.nextID}
-	if len(in.Records) == 0 && len(in.Packets) > 0 {
-		e.buf = wire.AppendPackets(e.buf[:0], req.Id, in.Packets)
-	} else {
-		e.buf = wire.AppendRecords(e.buf[:0], req.Id, in.Records)
-	}
+	e.buf = wire.Append(e.buf[:0], req.Id, in)
 	req.Data = e.buf
 	resp, err := e.call(ctx, "process", func(c pb.ProcessorClient) (*pb.ProcessResponse, error) { return c.Process(ctx, req) })
 	if err != nil {
