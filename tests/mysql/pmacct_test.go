@@ -3,6 +3,7 @@ package mysql
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowline/flowline/core"
 	"github.com/flowline/flowline/internal/flowgen"
 	"github.com/flowline/flowline/internal/testbin"
+	"github.com/flowline/flowline/plugins/common/netflow"
 )
 
 // nfacctdPath finds nfacctd: under CI it must be installed, elsewhere the
@@ -217,21 +220,32 @@ func compareWithNfacctd(t *testing.T, s server, nfacctd string, optimize bool, s
 		b, _ := os.ReadFile(filepath.Join(dir, "nfacctd.log"))
 		t.Fatalf("nfacctd wrote %d rows only\n%s\n%s", len(want), b, nfOut.String())
 	}
-	missing, extraRows := 0, 0
+	// nfacctd miscounts now and then: a run had it add a 1-packet flow
+	// to a row where flowgen sent none. A row on which the two differ is
+	// judged by the flows sent: it is excused when Flowline's row holds
+	// exactly their packets and bytes and nfacctd's does not.
+	truth := sentTotals(t, pkts)
+	var lacks, has []string
 	for k := range want {
 		if !got[k] {
-			if missing < 10 {
-				t.Errorf("flowline lacks nfacctd's row %s", k)
-			}
-			missing++
+			lacks = append(lacks, k)
 		}
 	}
 	for k := range got {
 		if !want[k] {
-			if extraRows < 10 {
-				t.Errorf("flowline has a row nfacctd does not: %s", k)
-			}
-			extraRows++
+			has = append(has, k)
+		}
+	}
+	lacks, has = excuseNfacctd(t, cols, lacks, has, truth)
+	missing, extraRows := len(lacks), len(has)
+	for i, k := range lacks {
+		if i < 10 {
+			t.Errorf("flowline lacks nfacctd's row %s", k)
+		}
+	}
+	for i, k := range has {
+		if i < 10 {
+			t.Errorf("flowline has a row nfacctd does not: %s", k)
 		}
 	}
 	t.Logf("%d rows from nfacctd, %d from flowline; %d missing, %d extra (columns %s)", len(want), len(got), missing, extraRows, cols)
@@ -255,6 +269,75 @@ func sendTo(t *testing.T, p1, p2 int, pkts [][]byte) {
 		}
 		c.Close()
 	}
+}
+
+// counts are the packets and bytes flowgen sent for one address and port
+// pair.
+type counts struct{ packets, bytes uint64 }
+
+// sentTotals decodes the datagrams sent and sums packets and bytes per
+// "ip_src|ip_dst|port_src|port_dst".
+func sentTotals(t *testing.T, pkts [][]byte) map[string]counts {
+	t.Helper()
+	d := netflow.NewDecoder(netflow.DecoderConfig{})
+	exp := netip.MustParseAddrPort("127.0.0.1:2055")
+	sums := map[string]counts{}
+	for _, p := range pkts {
+		b := core.NewBatch()
+		if _, err := d.Decode(core.Packet{Data: p, Exporter: exp}, b); err != nil {
+			t.Fatal(err)
+		}
+		for i := range b.Records {
+			r := &b.Records[i]
+			k := fmt.Sprintf("%s|%s|%d|%d", r.SrcAddr, r.DstAddr, r.SrcPort, r.DstPort)
+			c := sums[k]
+			sums[k] = counts{c.packets + r.Packets, c.bytes + r.Bytes}
+		}
+		b.Release()
+	}
+	return sums
+}
+
+// excuseNfacctd drops from lacks (nfacctd's rows Flowline lacks) and has
+// (Flowline's rows nfacctd lacks) each pair of rows of one address and port
+// pair where Flowline's packets and bytes are what was sent and nfacctd's
+// are not, logging them. Rows it cannot read (a NULL column shifts
+// CONCAT_WS) are left to fail.
+func excuseNfacctd(t *testing.T, cols string, lacks, has []string, truth map[string]counts) ([]string, []string) {
+	t.Helper()
+	names := strings.Split(cols, ", ")
+	at := map[string]int{}
+	for i, n := range names {
+		at[n] = i
+	}
+	parse := func(row string) (string, counts, bool) {
+		f := strings.Split(row, "|")
+		if len(f) != len(names) {
+			return "", counts{}, false
+		}
+		var c counts
+		_, err1 := fmt.Sscan(f[at["packets"]], &c.packets)
+		_, err2 := fmt.Sscan(f[at["bytes"]], &c.bytes)
+		return strings.Join([]string{f[at["ip_src"]], f[at["ip_dst"]], f[at["port_src"]], f[at["port_dst"]]}, "|"), c, err1 == nil && err2 == nil
+	}
+	var keepLacks []string
+	for _, l := range lacks {
+		lk, lc, ok := parse(l)
+		j := -1
+		for i, h := range has {
+			if hk, hc, hok := parse(h); ok && hok && hk == lk && hc == truth[hk] && lc != truth[lk] {
+				j = i
+				break
+			}
+		}
+		if j < 0 {
+			keepLacks = append(keepLacks, l)
+			continue
+		}
+		t.Logf("nfacctd miscounted %s: %+v where flowgen sent %+v, as Flowline stored (%s)", lk, lc, truth[lk], has[j])
+		has = append(has[:j], has[j+1:]...)
+	}
+	return keepLacks, has
 }
 
 // dump reads every row of db.acct as one string per row.
@@ -297,4 +380,20 @@ func waitBound(t *testing.T, port int, done chan error, out *testbin.LockedBuffe
 		c.Close()
 	}
 	t.Fatalf("nfacctd did not bind udp %d\n%s", port, out.String())
+}
+
+// TestExcuseNfacctd checks the referee on the rows of a failed run: nfacctd
+// counted one flow too many where Flowline stored what was sent; the
+// reverse is not excused.
+func TestExcuseNfacctd(t *testing.T) {
+	cols := "ip_src, ip_dst, port_src, port_dst, tcp_flags, ip_proto, packets, bytes, stamp_inserted"
+	nf := "10.1.0.48|172.16.0.2|56594|5432|31|tcp|56|36752|2026-12-05 01:41:00"
+	fl := "10.1.0.48|172.16.0.2|56594|5432|31|tcp|55|36639|2026-12-05 01:41:00"
+	truth := map[string]counts{"10.1.0.48|172.16.0.2|56594|5432": {55, 36639}}
+	if lacks, has := excuseNfacctd(t, cols, []string{nf}, []string{fl}, truth); len(lacks)+len(has) != 0 {
+		t.Errorf("nfacctd's miscount not excused: %v %v", lacks, has)
+	}
+	if lacks, has := excuseNfacctd(t, cols, []string{fl}, []string{nf}, truth); len(lacks) != 1 || len(has) != 1 {
+		t.Errorf("Flowline's miscount excused: %v %v", lacks, has)
+	}
 }
